@@ -1,0 +1,64 @@
+/**
+ * The container driver contract. The pool manager is the only caller; every method may be
+ * called concurrently for different containers, never for the same one (the pool serializes
+ * per container). Drivers own addressing and host keys; the pool owns states and leases.
+ *
+ * Every driver passes `runDriverConformance` (./conformance.ts).
+ */
+export interface ContainerInfo {
+  /** The pool's name for it, e.g. "vzsb-0007". Only containers with the driver's prefix are listed. */
+  id: string;
+  running: boolean;
+  /** IPv4 address students' ssh reaches, once created. */
+  address: string | undefined;
+}
+
+export interface HostKey {
+  /** OpenSSH public key line, "ssh-ed25519 AAAA..." */
+  publicKey: string;
+  /** "SHA256:..." as ssh-keygen -lf prints it */
+  fingerprint: string;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ContainerDriver {
+  readonly name: string;
+  /** Build or check the base (LXC base container / OpenVZ OS template). Idempotent; slow only the first time. */
+  prepare(): Promise<void>;
+  /** Containers this driver owns (by prefix), from the runtime itself: the truth on restart. */
+  list(): Promise<ContainerInfo[]>;
+  /**
+   * Make a stopped container from the base by copy-on-write, with fresh host keys, its own
+   * address and resource limits. On error a half-made container may exist: the caller destroys it.
+   */
+  create(id: string): Promise<ContainerInfo>;
+  /** Start and resolve once its sshd accepts TCP connections. */
+  start(id: string): Promise<void>;
+  /** Stop; stopping a stopped container is not an error. */
+  stop(id: string): Promise<void>;
+  /** Remove everything of it; destroying a missing container is not an error. */
+  destroy(id: string): Promise<void>;
+  /** Run a command inside a running container. */
+  exec(id: string, argv: readonly string[], input?: string): Promise<ExecResult>;
+  /**
+   * Live ssh session processes inside the container, read from the host's view of the
+   * container's processes (never from tools inside it: the student may have deleted them).
+   */
+  sessionCount(id: string): Promise<number>;
+  /** Replace root's authorized_keys with exactly this key (the lease's one-time key). */
+  authorizeKey(id: string, publicKey: string): Promise<void>;
+  /** The container's ssh host key, unique per clone. */
+  hostKey(id: string): Promise<HostKey>;
+}
+
+export type DriverErrorCode =
+  | 'E_DRIVER_NOT_FOUND' // no such container
+  | 'E_DRIVER_EXISTS' // create of an existing id
+  | 'E_DRIVER_LOCKED' // runtime lock held (vzctl 9)
+  | 'E_DRIVER_NO_BASE' // base container / template missing (vzctl 91)
+  | 'E_DRIVER_RUNTIME'; // anything else the runtime reported

@@ -1,0 +1,7 @@
+import type { CommandModule } from 'yargs';
+
+/**
+ * Every `vzsb` command. A command's handler stores its exit code in `argv.exitCode`;
+ * only the entry in bin/ turns it into the process exit code.
+ */
+export const commands: CommandModule<any, any>[] = [];

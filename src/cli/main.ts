@@ -19,9 +19,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .help()
     .alias('h', 'help')
     .version(false)
-    .fail((msg, err, y) => {
+    .fail((msg, err) => {
       if (err) throw err;
-      process.stderr.write(`${y.help ? '' : ''}vzsb: ${msg}\nRun with --help for usage.\n`);
+      process.stderr.write(`vzsb: ${msg}\nRun with --help for usage.\n`);
       exitCode = 1;
     });
   for (const command of commands) parser.command(command as CommandModule);

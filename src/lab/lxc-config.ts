@@ -1,0 +1,73 @@
+import type { LabInit } from './options.js';
+
+/**
+ * LXC configuration of lab containers. Debian's common.conf drops the dangerous
+ * capabilities and mounts cgroup/proc/sys "mixed" (the container's own cgroup writable);
+ * systemd boots under it on this machine's cgroup v1 hybrid layout.
+ */
+const DEBIAN_COMMON = '/usr/share/lxc/config/debian.common.conf';
+const NESTING = '/usr/share/lxc/config/nesting.conf';
+
+/** Where busybox init finds its table in a script-init host (written into the base). */
+export const SCRIPT_INIT_CMD = '/bin/busybox init';
+
+export interface HostConfig {
+  name: string;
+  rootfsPath: string;
+  init: LabInit;
+  bridge: string;
+  address: string;
+  prefixLength: number;
+  gateway: string;
+  hwaddr: string;
+  consoleLog: string;
+  lxcLog: string;
+}
+
+export function baseConfig(rootfsPath: string): string {
+  return lines([`lxc.include = ${DEBIAN_COMMON}`, 'lxc.arch = linux64', 'lxc.uts.name = base', `lxc.rootfs.path = ${rootfsPath}`, 'lxc.net.0.type = empty']);
+}
+
+export function hostConfig(c: HostConfig): string {
+  const common = [
+    `lxc.include = ${DEBIAN_COMMON}`,
+    'lxc.arch = linux64',
+    `lxc.uts.name = ${c.name}`,
+    `lxc.rootfs.path = ${c.rootfsPath}`,
+    'lxc.net.0.type = veth',
+    `lxc.net.0.link = ${c.bridge}`,
+    'lxc.net.0.flags = up',
+    'lxc.net.0.name = eth0',
+    `lxc.net.0.hwaddr = ${c.hwaddr}`,
+    `lxc.net.0.ipv4.address = ${c.address}/${c.prefixLength}`,
+    `lxc.net.0.ipv4.gateway = ${c.gateway}`,
+    `lxc.console.logfile = ${c.consoleLog}`,
+    `lxc.log.file = ${c.lxcLog}`,
+    'lxc.log.level = WARN',
+  ];
+  if (c.init === 'systemd') {
+    // one console getty is enough; the four ttys of debian.common.conf only add gettys
+    return lines([...common, 'lxc.tty.max = 0', 'lxc.signal.halt = SIGRTMIN+3']);
+  }
+  return lines([
+    ...common,
+    // nested containers: proc/sys for the inner LXC, cgroups writable below our own
+    `lxc.include = ${NESTING}`,
+    'lxc.mount.auto = cgroup:rw:force',
+    'lxc.tty.max = 0',
+    `lxc.init.cmd = ${SCRIPT_INIT_CMD}`,
+    'lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755 0 0',
+    // busybox init powers off on SIGUSR2
+    'lxc.signal.halt = SIGUSR2',
+  ]);
+}
+
+/** A stable locally administered MAC per lab subnet and host index. */
+export function hostHwaddr(subnetThird: number, index: number): string {
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return `02:76:7a:${hex(subnetThird)}:${hex((index >> 8) & 0xff)}:${hex(index & 0xff)}`;
+}
+
+function lines(items: string[]): string {
+  return items.join('\n') + '\n';
+}

@@ -1,0 +1,87 @@
+import { z } from 'zod';
+import { parseInput } from '../common/validate.js';
+
+/**
+ * How a lab host boots.
+ * - `systemd`: systemd as PID 1, like an ordinary target server.
+ * - `script`: busybox init running a small inittab (sshd, cron). For hosts that must run
+ *   their own LXC containers: nested LXC does not start inside a systemd host container on
+ *   cgroup v1 (systemd replaces the controller mounts), see docs/lab.md.
+ */
+export type LabInit = 'systemd' | 'script';
+
+export interface LabHostSpec {
+  name: string;
+  init?: LabInit;
+}
+
+export interface LabOptions {
+  /** Lab name: lower-case letters, digits and dashes; it names the state dir and derives the bridge name. */
+  name: string;
+  /** A count (hosts named host1..hostN) or a list of hosts. */
+  hosts: number | LabHostSpec[];
+  /** Default init for hosts that do not set their own. */
+  init?: LabInit;
+  /** Seconds to wait for every host's sshd banner. */
+  readyTimeoutSec?: number;
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,39}$/;
+const HOST_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+const init = z.enum(['systemd', 'script']);
+
+const schema = z
+  .object({
+    name: z.string().regex(NAME, 'a lab name: a-z, 0-9, "-", starting with a letter, at most 40 characters'),
+    hosts: z.union([
+      z.number().int().min(1).max(200),
+      z
+        .array(
+          z
+            .object({
+              name: z.string().regex(HOST_NAME, 'a host name: a-z, 0-9, "-", starting with a letter, at most 31 characters'),
+              init: init.optional(),
+            })
+            .strict(),
+        )
+        .min(1)
+        .max(200),
+    ]),
+    init: init.optional(),
+    readyTimeoutSec: z.number().positive().max(3600).optional(),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    if (typeof value.hosts === 'number') return;
+    const seen = new Set<string>();
+    value.hosts.forEach((h, i) => {
+      if (h.name === 'base') ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: '"base" is reserved for the lab base container' });
+      if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}"` });
+      seen.add(h.name);
+    });
+  });
+
+export interface ResolvedHostSpec {
+  name: string;
+  init: LabInit;
+}
+
+export interface ResolvedLabOptions {
+  name: string;
+  hosts: ResolvedHostSpec[];
+  readyTimeoutSec: number;
+}
+
+export function parseLabOptions(value: unknown): ResolvedLabOptions {
+  const opts = parseInput(schema, value, 'lab options');
+  const defaultInit = opts.init ?? 'systemd';
+  const hosts =
+    typeof opts.hosts === 'number'
+      ? Array.from({ length: opts.hosts }, (_, i) => ({ name: `host${i + 1}`, init: defaultInit }))
+      : opts.hosts.map((h) => ({ name: h.name, init: h.init ?? defaultInit }));
+  return { name: opts.name, hosts, readyTimeoutSec: opts.readyTimeoutSec ?? 120 };
+}
+
+export function assertLabName(name: unknown): string {
+  return parseInput(z.string().regex(NAME, 'a lab name: a-z, 0-9, "-", starting with a letter'), name, 'lab name');
+}

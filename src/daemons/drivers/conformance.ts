@@ -1,0 +1,315 @@
+import { createHash } from 'node:crypto';
+import { connect } from 'node:net';
+import type { ExecutionContext, TestFn } from 'ava';
+import ssh2 from 'ssh2';
+
+const { Client, utils } = ssh2;
+type Client = InstanceType<typeof Client>;
+import type { ContainerDriver } from './types.js';
+
+/**
+ * The contract every driver passes, as one ava suite. A driver's test file calls
+ *   runDriverConformance(test, 'lxc', () => new LxcDriver(...), { ids: [...] })
+ * The suite creates and destroys only `options.ids` and destroys them all at the end, also
+ * on failure. Tests run serially (in order); the last one exercises concurrency itself.
+ */
+export interface ConformanceOptions {
+  /** at least 6 ids the driver accepts, used by no other test file running at the same time */
+  ids: readonly string[];
+  /**
+   * Checks a driver cannot pass here because its runtime cannot run here (the OpenVZ fake).
+   * Each value is the reason, put in the skipped test's title.
+   */
+  skip?: {
+    /** nothing serves ssh at the container's address: TCP readiness, served host key, real logins, session counting */
+    ssh?: string;
+    /** no processes run inside the container: exec and reading files back through it */
+    exec?: string;
+  };
+  /** how many containers the concurrency check creates and starts at once (default 4) */
+  concurrency?: number;
+  /** time for any single wait on the container (sshd answering, a session appearing) */
+  waitTimeoutMs?: number;
+}
+
+export function runDriverConformance(
+  test: TestFn,
+  name: string,
+  factory: () => ContainerDriver | Promise<ContainerDriver>,
+  options: ConformanceOptions,
+): void {
+  if (options.ids.length < 6) throw new Error('runDriverConformance: give at least 6 ids');
+  const [a, b, c, d, e, f] = options.ids as [string, string, string, string, string, string];
+  const concurrent = options.ids.slice(6, 6 + (options.concurrency ?? 4));
+  const waitMs = options.waitTimeoutMs ?? 15_000;
+  const sshSkip = options.skip?.ssh;
+  const execSkip = options.skip?.exec;
+  let driver: ContainerDriver;
+
+  const title = (what: string) => `${name} conformance: ${what}`;
+  const needs = (what: string, reason: string | undefined, fn: (t: ExecutionContext) => Promise<void>) => {
+    if (reason) test.serial.skip(`${title(what)} [skipped: ${reason}]`, () => {});
+    else test.serial(title(what), fn);
+  };
+
+  test.serial.before(async () => {
+    driver = await factory();
+    await Promise.all(options.ids.map((id) => driver.destroy(id))); // leftovers of a killed run
+    await driver.prepare();
+  });
+
+  test.serial.after.always(async () => {
+    if (!driver) return;
+    await Promise.all(options.ids.map((id) => driver.destroy(id).catch(() => undefined)));
+  });
+
+  test.serial(title('prepare is idempotent and lists nothing new'), async (t) => {
+    const before = await ownContainers(driver, options.ids);
+    await Promise.all([driver.prepare(), driver.prepare()]);
+    await driver.prepare();
+    t.deepEqual(await ownContainers(driver, options.ids), before);
+    t.deepEqual(before, []);
+  });
+
+  test.serial(title('create makes a stopped, listed container with an address'), async (t) => {
+    const info = await driver.create(a);
+    t.is(info.id, a);
+    t.false(info.running);
+    t.regex(info.address ?? '', /^\d+\.\d+\.\d+\.\d+$/);
+    const listed = (await driver.list()).find((x) => x.id === a);
+    t.deepEqual(listed, { id: a, running: false, address: info.address });
+  });
+
+  test.serial(title('create of an existing id fails with E_DRIVER_EXISTS'), async (t) => {
+    await driver.create(b);
+    const err = await t.throwsAsync(driver.create(b));
+    t.is((err as { code?: string }).code, 'E_DRIVER_EXISTS');
+    t.true((await driver.list()).some((x) => x.id === b), 'the existing container is left alone');
+  });
+
+  test.serial(title('operations on a missing container fail with E_DRIVER_NOT_FOUND'), async (t) => {
+    for (const op of [() => driver.start(f), () => driver.hostKey(f), () => driver.sessionCount(f)]) {
+      const err = await t.throwsAsync(op());
+      t.is((err as { code?: string }).code, 'E_DRIVER_NOT_FOUND');
+    }
+  });
+
+  test.serial(title('start resolves; the container is listed as running'), async (t) => {
+    await driver.start(a);
+    const listed = (await driver.list()).find((x) => x.id === a);
+    t.true(listed?.running);
+  });
+
+  needs('sshd accepts TCP as soon as start resolves', sshSkip, async (t) => {
+    const { address } = (await driver.list()).find((x) => x.id === a)!;
+    // One attempt, no retry: start() promised readiness.
+    t.regex(await banner(address!, 22, 3000), /^SSH-2\.0-/);
+  });
+
+  needs('exec returns stdout, stderr, exit code, and passes input', execSkip, async (t) => {
+    const r = await driver.exec(a, ['/bin/sh', '-c', 'echo out; echo err >&2; exit 7']);
+    t.deepEqual(r, { exitCode: 7, stdout: 'out\n', stderr: 'err\n' });
+    const cat = await driver.exec(a, ['cat'], 'line one\nline two\n');
+    t.is(cat.exitCode, 0);
+    t.is(cat.stdout, 'line one\nline two\n');
+    const env = await driver.exec(a, ['/bin/sh', '-c', 'echo "$HOME"; id -u']);
+    t.is(env.stdout, '/root\n0\n');
+  });
+
+  test.serial(title('clones have different host keys whose fingerprints match'), async (t) => {
+    const ka = await driver.hostKey(a);
+    const kb = await driver.hostKey(b);
+    t.not(ka.publicKey, kb.publicKey);
+    t.not(ka.fingerprint, kb.fingerprint);
+    for (const k of [ka, kb]) {
+      t.regex(k.publicKey, /^ssh-ed25519 [A-Za-z0-9+/]+=* ?\S*$/);
+      t.is(k.fingerprint, sha256Fingerprint(k.publicKey));
+    }
+  });
+
+  needs('sshd serves the host key the driver reports', sshSkip, async (t) => {
+    const { address } = (await driver.list()).find((x) => x.id === a)!;
+    const served = await servedHostKey(address!);
+    t.is(served.toString('base64'), (await driver.hostKey(a)).publicKey.split(' ')[1]);
+  });
+
+  needs('authorizeKey replaces authorized_keys with exactly that key', execSkip, async (t) => {
+    const first = utils.generateKeyPairSync('ed25519', { comment: 'lease-1' }).public;
+    const second = utils.generateKeyPairSync('ed25519', { comment: 'lease-2' }).public;
+    await driver.authorizeKey(a, first);
+    t.is((await driver.exec(a, ['cat', '/root/.ssh/authorized_keys'])).stdout, first + '\n');
+    await driver.authorizeKey(a, second);
+    t.is((await driver.exec(a, ['cat', '/root/.ssh/authorized_keys'])).stdout, second + '\n');
+  });
+
+  test.serial(title('authorizeKey rejects what is not one public key line'), async (t) => {
+    await t.throwsAsync(driver.authorizeKey(a, 'not a key'), { code: 'E_INVALID' } as never);
+    const key = utils.generateKeyPairSync('ed25519').public;
+    await t.throwsAsync(driver.authorizeKey(a, `${key}\n${key}`), { code: 'E_INVALID' } as never);
+  });
+
+  test.serial(title('sessionCount is 0 when idle and when stopped'), async (t) => {
+    t.is(await driver.sessionCount(a), 0);
+    t.is(await driver.sessionCount(b), 0);
+  });
+
+  needs('sessionCount counts a live ssh login, and drops back to 0 after logout', sshSkip, async (t) => {
+    const keys = utils.generateKeyPairSync('ed25519', { comment: 'session-test' });
+    await driver.authorizeKey(a, keys.public);
+    const { address } = (await driver.list()).find((x) => x.id === a)!;
+    const hostKey = (await driver.hostKey(a)).publicKey.split(' ')[1];
+    const client = await sshLogin(address!, keys.private, hostKey!);
+    try {
+      const out = await sshExec(client, 'echo hello from $(hostname)');
+      t.is(out, `hello from ${a}\n`);
+      const shell = await openShell(client);
+      t.is(await eventually(() => driver.sessionCount(a), (n) => n === 1, waitMs), 1);
+      shell.end();
+    } finally {
+      client.end();
+    }
+    t.is(await eventually(() => driver.sessionCount(a), (n) => n === 0, waitMs), 0);
+  });
+
+  test.serial(title('stop twice is fine; the container stays listed, stopped'), async (t) => {
+    await driver.stop(a);
+    await driver.stop(a);
+    t.deepEqual((await driver.list()).find((x) => x.id === a)?.running, false);
+    t.is(await driver.sessionCount(a), 0);
+  });
+
+  test.serial(title('a stopped container starts again'), async (t) => {
+    await driver.start(a);
+    t.true((await driver.list()).find((x) => x.id === a)?.running);
+  });
+
+  test.serial(title('destroy removes it; destroying a missing id is fine'), async (t) => {
+    await driver.destroy(a); // running
+    await driver.destroy(b); // stopped
+    await driver.destroy(b);
+    await driver.destroy(f);
+    const ids = (await driver.list()).map((x) => x.id);
+    t.false(ids.includes(a));
+    t.false(ids.includes(b));
+    // The id is free again: a reset is destroy + create.
+    const again = await driver.create(a);
+    t.false(again.running);
+    await driver.destroy(a);
+  });
+
+  test.serial(title(`concurrent create and start of ${concurrent.length + 2} containers`), async (t) => {
+    const ids = [c, d, ...concurrent];
+    await Promise.all(ids.map(async (id) => {
+      await driver.create(id);
+      await driver.start(id);
+    }));
+    const listed = (await driver.list()).filter((x) => ids.includes(x.id));
+    t.is(listed.length, ids.length);
+    t.true(listed.every((x) => x.running));
+    t.is(new Set(listed.map((x) => x.address)).size, ids.length, 'every container has its own address');
+    const keys = await Promise.all(ids.map((id) => driver.hostKey(id)));
+    t.is(new Set(keys.map((k) => k.publicKey)).size, ids.length, 'every container has its own host key');
+    if (!sshSkip) {
+      const banners = await Promise.all(listed.map((x) => banner(x.address!, 22, 3000)));
+      t.true(banners.every((x) => x.startsWith('SSH-2.0-')));
+    }
+    await Promise.all(ids.map((id) => driver.destroy(id)));
+    t.deepEqual(await ownContainers(driver, options.ids), []);
+  });
+
+  void e; // reserved: keeps the id layout stable for drivers' own tests
+}
+
+async function ownContainers(driver: ContainerDriver, ids: readonly string[]): Promise<string[]> {
+  return (await driver.list()).map((x) => x.id).filter((id) => ids.includes(id)).sort();
+}
+
+/** SHA256 fingerprint computed here from the key blob, independently of the driver's code. */
+export function sha256Fingerprint(publicKeyLine: string): string {
+  const blob = Buffer.from(publicKeyLine.split(/\s+/)[1] ?? '', 'base64');
+  return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
+}
+
+export async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 10;
+  for (;;) {
+    const value = await read();
+    if (ok(value) || Date.now() > deadline) return value;
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(200, delay * 2);
+  }
+}
+
+function banner(host: string, port: number, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no banner from ${host}:${port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('data', (d) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(d.toString('latin1'));
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+function servedHostKey(host: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let key: Buffer | undefined;
+    client.on('error', () => (key ? resolve(key) : reject(new Error(`no host key from ${host}`))));
+    client.connect({
+      host,
+      username: 'root',
+      readyTimeout: 5000,
+      hostVerifier: (k: Buffer) => {
+        key = Buffer.from(k);
+        return false; // stop after the key exchange: we only wanted the key
+      },
+    });
+  });
+}
+
+function sshLogin(host: string, privateKey: string, expectedHostKey: string): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client.once('ready', () => resolve(client));
+    client.once('error', reject);
+    client.connect({
+      host,
+      username: 'root',
+      privateKey,
+      readyTimeout: 10_000,
+      hostVerifier: (k: Buffer) => k.toString('base64') === expectedHostKey,
+    });
+  });
+}
+
+function sshExec(client: Client, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (err, stream) => {
+      if (err) return reject(err);
+      let out = '';
+      stream.on('data', (d: Buffer) => (out += d.toString()));
+      stream.stderr.on('data', () => {});
+      stream.on('close', () => resolve(out));
+    });
+  });
+}
+
+function openShell(client: Client): Promise<{ end(): void }> {
+  return new Promise((resolve, reject) => {
+    client.shell({ term: 'dumb' }, (err, stream) => {
+      if (err) return reject(err);
+      stream.on('data', () => {});
+      resolve({ end: () => stream.end('exit\n') });
+    });
+  });
+}

@@ -1,0 +1,396 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VzsbError } from '../../common/errors.js';
+import { run, type CommandResult, type Runner } from '../../common/exec.js';
+import { silentLogger, type Logger } from '../../common/log.js';
+import { ensureRootfs, rootfsKey } from '../../common/rootfs.js';
+import {
+  BASE_PACKAGES,
+  cloneConfigBlock,
+  containerAddress,
+  detectCgroupVersion,
+  isContainerId,
+  overlayUpperDir,
+  stripOwnedKeys,
+  type CgroupVersion,
+  type LxcDriverConfig,
+} from './lxc-config.js';
+import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
+import { waitForSsh } from './ssh-ready.js';
+import { countSshSessions } from './ssh-sessions.js';
+import type { ContainerDriver, ContainerInfo, DriverErrorCode, ExecResult, HostKey } from './types.js';
+
+export interface LxcDriverDeps {
+  config: LxcDriverConfig;
+  runner?: Runner;
+  logger?: Logger;
+  /** the host's /proc (tests may point elsewhere) */
+  procRoot?: string;
+  /** the host's cgroup mount root */
+  cgroupRoot?: string;
+  /** overrides detection of the cgroup version used for limit keys */
+  cgroupVersion?: CgroupVersion;
+  /** progress lines while the base is built (first prepare only) */
+  progress?: (line: string) => void;
+}
+
+/** The base's init: no service manager, nothing but sshd in the foreground (starts in tens of ms). */
+const INIT_SCRIPT = `#!/bin/sh
+# vzsandbox container init: LXC has already configured the network; run only sshd.
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+exec /usr/sbin/sshd -D -e 2>>/var/log/sshd.log
+`;
+
+/** Root may log in with a key only; the host key is the per-clone ed25519 key written at create. */
+const SSHD_CONFIG = `# vzsandbox container sshd: root by key only, no passwords
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+UsePAM no
+UseDNS no
+X11Forwarding no
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+`;
+
+/** Bumped when the way the base is built changes, so existing bases are rebuilt. */
+const BASE_FORMAT = 1;
+const HASH_FILE = 'vzsb-base.hash';
+const HOST_KEY_FILE = 'vzsb-host-key.pub';
+/** Present from create() until the first start(): while it exists the upper layer holds nothing of a student's. */
+const PRISTINE_MARKER = 'vzsb-never-started';
+const EXEC_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LANG=C.UTF-8'];
+const EXEC_TIMEOUT_MS = 120_000;
+
+/**
+ * Containers as LXC 5 system containers: copy-on-write overlay clones of one stopped base
+ * whose init is sshd itself, on an existing bridge with addresses derived from the id.
+ * See docs/drivers.md for the layout and the security choices.
+ */
+export class LxcDriver implements ContainerDriver {
+  readonly name = 'lxc';
+  private readonly config: LxcDriverConfig;
+  private readonly runner: Runner;
+  private readonly log: Logger;
+  private readonly procRoot: string;
+  private readonly cgroupRoot: string;
+  private readonly cgroupVersion: CgroupVersion;
+  private readonly progress: ((line: string) => void) | undefined;
+  private preparing: Promise<void> | undefined;
+
+  constructor(deps: LxcDriverDeps) {
+    this.config = deps.config;
+    this.runner = deps.runner ?? run;
+    this.log = (deps.logger ?? silentLogger).child({ driver: 'lxc' });
+    this.procRoot = deps.procRoot ?? '/proc';
+    this.cgroupRoot = deps.cgroupRoot ?? '/sys/fs/cgroup';
+    this.cgroupVersion = deps.cgroupVersion ?? detectCgroupVersion(this.cgroupRoot);
+    this.progress = deps.progress;
+  }
+
+  private get packages(): string[] {
+    return [...new Set([...BASE_PACKAGES, ...this.config.packages])].sort();
+  }
+
+  private dir(name: string): string {
+    return join(this.config.lxcPath, name);
+  }
+
+  private baseDefinitionHash(): string {
+    const definition = JSON.stringify({
+      format: BASE_FORMAT,
+      rootfs: rootfsKey('bookworm', this.packages),
+      init: INIT_SCRIPT,
+      sshd: SSHD_CONFIG,
+      config: this.baseConfig(),
+    });
+    return createHash('sha256').update(definition).digest('hex');
+  }
+
+  private baseConfig(): string {
+    const base = this.dir(this.config.baseName);
+    return [
+      '# vzsandbox base container: clones are made from it; it is never started',
+      'lxc.include = /usr/share/lxc/config/common.conf',
+      'lxc.arch = linux64',
+      `lxc.uts.name = ${this.config.baseName}`,
+      `lxc.rootfs.path = dir:${join(base, 'rootfs')}`,
+      'lxc.init.cmd = /sbin/vzsb-init',
+      'lxc.tty.max = 0',
+      'lxc.pty.max = 256',
+      'lxc.console.path = none',
+      '',
+    ].join('\n');
+  }
+
+  prepare(): Promise<void> {
+    // One build at a time in this process; concurrent callers share it.
+    this.preparing ??= this.prepareBase().finally(() => {
+      this.preparing = undefined;
+    });
+    return this.preparing;
+  }
+
+  private async prepareBase(): Promise<void> {
+    const base = this.dir(this.config.baseName);
+    const hash = this.baseDefinitionHash();
+    const current = await readFile(join(base, HASH_FILE), 'utf8').catch(() => '');
+    if (current.trim() === hash) return;
+    const started = performance.now();
+    const rootfs = await ensureRootfs({
+      packages: this.packages,
+      cacheDir: this.config.rootfsCacheDir,
+      mirror: this.config.mirror,
+      progress: this.progress,
+      runner: this.runner,
+    });
+    await mkdir(this.config.lxcPath, { recursive: true });
+    const building = `${base}.building`;
+    await rm(building, { recursive: true, force: true });
+    await mkdir(building, { mode: 0o770 });
+    await this.must(await this.runner('cp', ['-a', rootfs, join(building, 'rootfs')]), 'E_DRIVER_RUNTIME', 'copying the root filesystem into the base');
+    await customizeBaseRootfs(join(building, 'rootfs'));
+    await writeFile(join(building, 'config'), this.baseConfig(), { mode: 0o640 });
+    await writeFile(join(building, HASH_FILE), hash + '\n');
+    // Clones made from an older base keep it as their lower layer: the pool resets them
+    // after a rebuild (docs/drivers.md). Swap by rename so a crash never leaves half a base.
+    if (existsSync(base)) {
+      const old = `${base}.old-${Date.now()}`;
+      await rename(base, old);
+      await rename(building, base);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(building, base);
+    }
+    this.log.info('base_built', { base: this.config.baseName, durationMs: Math.round(performance.now() - started) });
+  }
+
+  async list(): Promise<ContainerInfo[]> {
+    if (!existsSync(this.config.lxcPath)) return [];
+    const result = await this.lxc('lxc-ls', ['-f', '-F', 'NAME,STATE']);
+    await this.must(result, 'E_DRIVER_RUNTIME', 'listing containers');
+    const rows = result.stdout.trim().split('\n').slice(1);
+    const out: ContainerInfo[] = [];
+    for (const row of rows) {
+      const [name, state] = row.trim().split(/\s+/);
+      if (!name || !isContainerId(this.config, name)) continue;
+      let address: string | undefined;
+      try {
+        address = containerAddress(this.config, name);
+      } catch {
+        address = undefined; // a leftover outside the configured range: listed so the pool can destroy it
+      }
+      out.push({ id: name, running: state === 'RUNNING', address });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async create(id: string): Promise<ContainerInfo> {
+    const address = containerAddress(this.config, id);
+    const dir = this.dir(id);
+    if (existsSync(dir)) throw driverError('E_DRIVER_EXISTS', `container ${id} already exists`);
+    if (!existsSync(join(this.dir(this.config.baseName), HASH_FILE))) {
+      throw driverError('E_DRIVER_NO_BASE', `base container ${this.config.baseName} is missing: run prepare first`);
+    }
+    const copy = await this.lxc('lxc-copy', ['-n', this.config.baseName, '-N', id, '-s', '-B', 'overlay']);
+    if (copy.failed) {
+      if (/exists/i.test(copy.stderr)) throw driverError('E_DRIVER_EXISTS', `container ${id} already exists`, copy.stderr);
+      await this.must(copy, 'E_DRIVER_RUNTIME', `cloning ${id}`);
+    }
+    const configFile = join(dir, 'config');
+    const text = await readFile(configFile, 'utf8');
+    const upper = overlayUpperDir(text);
+    if (!upper) throw driverError('E_DRIVER_RUNTIME', `clone ${id} is not an overlay clone`, text);
+    await writeFile(configFile, stripOwnedKeys(text) + cloneConfigBlock(this.config, id, this.cgroupVersion));
+    // The clone has never run, so its upper layer holds only what LXC and we put there:
+    // writing host keys into it cannot be redirected by anything a student planted.
+    const key = await generateHostKey(this.runner, dir, `root@${id}`);
+    const sshDir = join(upper, 'etc', 'ssh');
+    await mkdir(sshDir, { recursive: true, mode: 0o755 });
+    await writeFile(join(sshDir, 'ssh_host_ed25519_key'), key.privateKey, { mode: 0o600 });
+    await writeFile(join(sshDir, 'ssh_host_ed25519_key.pub'), key.publicKey + '\n', { mode: 0o644 });
+    await writeFile(join(dir, HOST_KEY_FILE), key.publicKey + '\n', { mode: 0o644 });
+    await writeFile(join(dir, PRISTINE_MARKER), '');
+    this.log.debug('container_created', { container: id, address });
+    return { id, running: false, address };
+  }
+
+  async start(id: string): Promise<void> {
+    const dir = this.requireContainer(id);
+    const address = containerAddress(this.config, id);
+    // From the first start on, the student owns the upper layer's contents.
+    await rm(join(dir, PRISTINE_MARKER), { force: true });
+    const result = await this.lxc('lxc-start', ['-n', id, '-d', '-o', join(dir, 'lxc.log'), '-l', 'WARN']);
+    if (result.failed && !/already running/i.test(result.stderr)) {
+      await this.must(result, 'E_DRIVER_RUNTIME', `starting ${id}`);
+    }
+    await waitForSsh({
+      host: address,
+      timeoutMs: this.config.startTimeoutMs,
+      what: `container ${id}`,
+      giveUp: async () => ((await this.state(id)) === 'RUNNING' ? undefined : `the container stopped (see ${join(dir, 'lxc.log')})`),
+    });
+  }
+
+  async stop(id: string): Promise<void> {
+    this.requireContainer(id);
+    const result = await this.lxc('lxc-stop', ['-n', id, '-k']);
+    // exit 2 "is not running": stopping a stopped container is fine.
+    if (result.failed && !/not running/i.test(result.stderr)) await this.must(result, 'E_DRIVER_RUNTIME', `stopping ${id}`);
+  }
+
+  async destroy(id: string): Promise<void> {
+    const dir = this.dir(id);
+    if (!existsSync(dir)) return;
+    if (!existsSync(join(dir, 'config'))) {
+      // A clone that failed before LXC wrote its config: nothing runs from it.
+      await rm(dir, { recursive: true, force: true });
+      return;
+    }
+    await this.lxc('lxc-stop', ['-n', id, '-k']);
+    const result = await this.lxc('lxc-destroy', ['-n', id]);
+    if (result.failed && existsSync(dir)) await this.must(result, 'E_DRIVER_RUNTIME', `destroying ${id}`);
+  }
+
+  async exec(id: string, argv: readonly string[], input?: string): Promise<ExecResult> {
+    this.requireContainer(id);
+    if (argv.length === 0) throw new VzsbError('E_INVALID', 'exec: expected a command, got an empty argv');
+    const env = EXEC_ENV.flatMap((kv) => ['--set-var', kv]);
+    const result = await this.lxc('lxc-attach', ['-n', id, '--clear-env', ...env, '--', ...argv], { input: input ?? '', timeoutMs: EXEC_TIMEOUT_MS });
+    if (result.timedOut) throw driverError('E_DRIVER_RUNTIME', `exec in ${id} timed out after ${EXEC_TIMEOUT_MS} ms`, result.command);
+    if (result.exitCode === 1 && /^lxc-attach: .*Failed to get (init pid|attach context)/m.test(result.stderr)) {
+      throw driverError('E_DRIVER_RUNTIME', `container ${id} is not running`, result.stderr);
+    }
+    return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+  }
+
+  async sessionCount(id: string): Promise<number> {
+    this.requireContainer(id);
+    const info = await this.lxc('lxc-info', ['-n', id, '-p', '-H']);
+    const initPid = Number(info.stdout.trim());
+    if (info.failed || !Number.isInteger(initPid) || initPid <= 0) return 0; // not running: no sessions
+    const pids = await this.cgroupPids(initPid);
+    return countSshSessions(this.procRoot, pids);
+  }
+
+  /**
+   * Every process in the container's cgroup and the cgroups below it (a root user inside
+   * may make sub-cgroups and move processes there, but cannot leave its subtree).
+   */
+  private async cgroupPids(initPid: number): Promise<number[]> {
+    const membership = await readFile(join(this.procRoot, String(initPid), 'cgroup'), 'utf8').catch(() => '');
+    const path = cgroupPathOf(membership, this.cgroupVersion);
+    if (path === undefined) throw driverError('E_DRIVER_RUNTIME', `cannot find the cgroup of process ${initPid}`, membership);
+    const top = this.cgroupVersion === 2 ? join(this.cgroupRoot, path) : join(this.cgroupRoot, 'pids', path);
+    const pids: number[] = [];
+    const walk = async (dir: string, depth: number): Promise<void> => {
+      const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+      for (const line of procs.split('\n')) if (line) pids.push(Number(line));
+      if (depth > 16) return;
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => walk(join(dir, e.name), depth + 1)));
+    };
+    await walk(top, 0);
+    if (pids.length === 0 && !existsSync(top)) throw driverError('E_DRIVER_RUNTIME', `cgroup ${top} of process ${initPid} is missing`);
+    return pids;
+  }
+
+  /**
+   * A running container gets the key through lxc-attach, inside its own namespaces, so a
+   * symlink a student planted resolves inside the container and can never make the host
+   * write a host file. A clone that has never started is written through its overlay upper
+   * layer directly (nothing in it is the student's yet).
+   */
+  async authorizeKey(id: string, publicKey: string): Promise<void> {
+    const dir = this.requireContainer(id);
+    const line = publicKey.trim();
+    if (line.includes('\n')) throw new VzsbError('E_INVALID', 'authorizeKey: expected one public key line, got several lines');
+    keyBlob(line);
+    if (existsSync(join(dir, PRISTINE_MARKER)) && (await this.state(id)) === 'STOPPED') {
+      const upper = overlayUpperDir(await readFile(join(dir, 'config'), 'utf8'));
+      if (!upper) throw driverError('E_DRIVER_RUNTIME', `clone ${id} is not an overlay clone`);
+      const sshDir = join(upper, 'root', '.ssh');
+      await mkdir(join(upper, 'root'), { recursive: true, mode: 0o700 });
+      await mkdir(sshDir, { recursive: true, mode: 0o700 });
+      await chmod(sshDir, 0o700);
+      const tmp = join(sshDir, 'authorized_keys.vzsb-new');
+      await writeFile(tmp, line + '\n', { mode: 0o600 });
+      await rename(tmp, join(sshDir, 'authorized_keys'));
+      return;
+    }
+    const script =
+      // A .ssh that is not a plain directory (a student's symlink) is replaced, not followed.
+      'set -e; umask 077; if [ -L /root/.ssh ] || [ ! -d /root/.ssh ]; then rm -rf /root/.ssh; mkdir /root/.ssh; fi; chmod 700 /root/.ssh; ' +
+      'cat > /root/.ssh/authorized_keys.vzsb-new; mv -f /root/.ssh/authorized_keys.vzsb-new /root/.ssh/authorized_keys';
+    const result = await this.exec(id, ['/bin/sh', '-c', script], line + '\n');
+    if (result.exitCode !== 0) {
+      throw driverError('E_DRIVER_RUNTIME', `cannot write root's authorized_keys in ${id} (exit ${result.exitCode})`, result.stderr);
+    }
+  }
+
+  async hostKey(id: string): Promise<HostKey> {
+    const dir = this.requireContainer(id);
+    const text = await readFile(join(dir, HOST_KEY_FILE), 'utf8').catch(() => undefined);
+    if (text === undefined) throw driverError('E_DRIVER_NOT_FOUND', `container ${id} has no recorded host key`);
+    return hostKeyOf(text);
+  }
+
+  private requireContainer(id: string): string {
+    containerAddress(this.config, id); // validates the id
+    const dir = this.dir(id);
+    if (!existsSync(join(dir, 'config'))) throw driverError('E_DRIVER_NOT_FOUND', `container ${id} does not exist`);
+    return dir;
+  }
+
+  private async state(id: string): Promise<string> {
+    const result = await this.lxc('lxc-info', ['-n', id, '-s', '-H']);
+    return result.failed ? 'MISSING' : result.stdout.trim();
+  }
+
+  private lxc(tool: string, args: readonly string[], options: { input?: string; timeoutMs?: number } = {}): Promise<CommandResult> {
+    return this.runner(tool, ['-P', this.config.lxcPath, ...args], { timeoutMs: 60_000, ...options });
+  }
+
+  private async must(result: CommandResult, code: DriverErrorCode, doing: string): Promise<void> {
+    if (!result.failed) return;
+    const tail = result.stderr.trim().split('\n').slice(-3).join('\n');
+    const why = result.timedOut ? 'timed out' : `exit ${result.exitCode}`;
+    throw driverError(code, `${doing} failed (${why}): ${tail || result.command}`, `${result.command}\n${result.stderr}`);
+  }
+}
+
+export function driverError(code: DriverErrorCode, message: string, details?: string): VzsbError {
+  return new VzsbError(code, message, details === undefined ? {} : { details });
+}
+
+/** The path of a process's cgroup: the pids controller's on v1, the unified one on v2. */
+export function cgroupPathOf(procCgroup: string, version: CgroupVersion): string | undefined {
+  for (const line of procCgroup.split('\n')) {
+    const [, controllers, path] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (path === undefined) continue;
+    if (version === 2 && controllers === '') return path;
+    if (version === 1 && controllers!.split(',').includes('pids')) return path;
+  }
+  return undefined;
+}
+
+/** Make a copied debootstrap tree into the base: no host keys, our sshd config and init. */
+async function customizeBaseRootfs(rootfs: string): Promise<void> {
+  const ssh = join(rootfs, 'etc', 'ssh');
+  for (const name of await readdir(ssh)) {
+    if (name.startsWith('ssh_host_')) await unlink(join(ssh, name));
+  }
+  await rm(join(ssh, 'sshd_config.d'), { recursive: true, force: true });
+  await writeFile(join(ssh, 'sshd_config'), SSHD_CONFIG, { mode: 0o644 });
+  await writeFile(join(rootfs, 'sbin', 'vzsb-init'), INIT_SCRIPT, { mode: 0o755 });
+  await mkdir(join(rootfs, 'run', 'sshd'), { recursive: true, mode: 0o755 });
+  await rm(join(rootfs, 'root', '.ssh'), { recursive: true, force: true });
+}

@@ -1,0 +1,61 @@
+import { connect } from 'node:net';
+import { VzsbError } from '../../common/errors.js';
+
+export interface WaitForSshOptions {
+  host: string;
+  port?: number;
+  timeoutMs: number;
+  /** called every few failed attempts; returning a reason stops waiting at once (e.g. the container stopped) */
+  giveUp?: () => Promise<string | undefined>;
+  /** name used in the error, e.g. the container id */
+  what: string;
+}
+
+/**
+ * Resolve once something at host:port accepts a TCP connection and greets with an SSH
+ * banner ("SSH-2.0-..."). Polls with backoff (5 ms doubling to 100 ms), never longer than
+ * timeoutMs in total, then fails with an error naming the address and the last failure.
+ */
+export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
+  const port = options.port ?? 22;
+  const deadline = performance.now() + options.timeoutMs;
+  let delay = 5;
+  let lastError = 'no attempt';
+  for (let attempt = 1; ; attempt++) {
+    const left = deadline - performance.now();
+    const outcome = await probeBanner(options.host, port, Math.max(50, Math.min(1000, left)));
+    if (outcome === true) return;
+    lastError = outcome;
+    if (options.giveUp && attempt % 8 === 0) {
+      const reason = await options.giveUp();
+      if (reason) throw new VzsbError('E_DRIVER_RUNTIME', `${options.what}: sshd at ${options.host}:${port} will not answer: ${reason}`);
+    }
+    if (performance.now() + delay > deadline) {
+      throw new VzsbError('E_DRIVER_RUNTIME', `${options.what}: sshd at ${options.host}:${port} did not answer within ${options.timeoutMs} ms (${lastError})`);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(100, delay * 2);
+  }
+}
+
+/** true when an SSH banner arrived, else a short reason. */
+function probeBanner(host: string, port: number, timeoutMs: number): Promise<true | string> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    let received = '';
+    const done = (result: true | string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done(`no banner within ${Math.round(timeoutMs)} ms`), timeoutMs);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+      if (received.startsWith('SSH-')) done(true);
+      else if (received.length >= 4) done(`not an SSH banner: ${JSON.stringify(received.slice(0, 20))}`);
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => done(e.code ?? e.message));
+    socket.on('close', () => done('closed before the banner'));
+  });
+}

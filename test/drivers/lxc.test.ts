@@ -1,0 +1,131 @@
+import test from 'ava';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
+import { runChecked } from '../../src/common/exec.js';
+import { cgroupPathOf, LxcDriver } from '../../src/daemons/drivers/lxc.js';
+import { detectCgroupVersion, type LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
+import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
+
+// Unique to this file: bridge vzsbt11 / 10.231.11.0/24, containers "vzl11-N", own lxcPath.
+const INDEX = 11;
+const PREFIX = `vzl${INDEX}-`;
+let bridge: TestBridge | undefined;
+let lxcPath: string | undefined;
+
+function config(): LxcDriverConfig {
+  return {
+    prefix: PREFIX,
+    lxcPath: lxcPath!,
+    bridge: bridge!.name,
+    subnet: bridge!.subnet,
+    gateway: bridge!.gateway,
+    firstAddress: bridge!.address(10),
+    lastAddress: bridge!.address(250),
+    baseName: `vzl${INDEX}base`,
+    limits: { memoryMiB: 256, cpuShares: 512, pidsMax: 512 },
+    packages: [],
+    startTimeoutMs: 10_000,
+  };
+}
+
+let driver: LxcDriver;
+
+test.serial.before(async () => {
+  bridge = await createTestBridge(INDEX);
+  lxcPath = await mkdtemp(join(tmpdir(), `vzsb-lxc${INDEX}-`));
+  driver = new LxcDriver({ config: config() });
+});
+
+test.serial.after.always(async () => {
+  if (driver) for (const c of await driver.list().catch(() => [])) await driver.destroy(c.id).catch(() => undefined);
+  if (lxcPath) await rm(lxcPath, { recursive: true, force: true });
+  await bridge?.remove();
+});
+
+runDriverConformance(test, 'lxc', () => driver, {
+  ids: Array.from({ length: 10 }, (_, i) => `${PREFIX}${i + 1}`),
+});
+
+const own = (n: number) => `${PREFIX}${100 + n}`;
+
+test.serial('lxc: limits and the derived address are in the clone config', async (t) => {
+  const id = own(1);
+  const info = await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  t.is(info.address, bridge!.address(10 + 101));
+  const text = await readFile(join(lxcPath!, id, 'config'), 'utf8');
+  t.regex(text, new RegExp(`^lxc\\.net\\.0\\.ipv4\\.address = ${info.address!.replace(/\./g, '\\.')}/24$`, 'm'));
+  t.regex(text, /^lxc\.cgroup2?\.pids\.max = 512$/m);
+  t.regex(text, /^lxc\.cgroup2?\.memory\.(limit_in_bytes|max) = 268435456$/m);
+  t.is(text.match(/^lxc\.net\.0\.link = /gm)?.length, 1);
+});
+
+test.serial('lxc: the memory and pids limits are in force on the running container', async (t) => {
+  const id = own(2);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  await driver.start(id);
+  // Read from the host: the container's init pid, its cgroup, the kernel's limit files.
+  const pid = (await runChecked('lxc-info', ['-P', lxcPath!, '-n', id, '-p', '-H'])).stdout.trim();
+  const membership = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+  if (detectCgroupVersion() === 2) {
+    const path = cgroupPathOf(membership, 2)!;
+    t.is((await readFile(join('/sys/fs/cgroup', path, 'pids.max'), 'utf8')).trim(), '512');
+    t.is((await readFile(join('/sys/fs/cgroup', path, 'memory.max'), 'utf8')).trim(), '268435456');
+  } else {
+    const path = cgroupPathOf(membership, 1)!;
+    t.is((await readFile(join('/sys/fs/cgroup/pids', path, 'pids.max'), 'utf8')).trim(), '512');
+    t.is((await readFile(join('/sys/fs/cgroup/memory', path, 'memory.limit_in_bytes'), 'utf8')).trim(), '268435456');
+    t.is((await readFile(join('/sys/fs/cgroup/cpu', path, 'cpu.shares'), 'utf8')).trim(), '512');
+  }
+});
+
+test.serial('lxc: authorizeKey before the first start writes the upper layer with the right modes', async (t) => {
+  const id = own(3);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  const key = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'pre-start' }).public;
+  await driver.authorizeKey(id, key);
+  await driver.start(id);
+  t.is((await driver.exec(id, ['cat', '/root/.ssh/authorized_keys'])).stdout, key + '\n');
+  const mode = await driver.exec(id, ['stat', '-c', '%a %U', '/root/.ssh', '/root/.ssh/authorized_keys']);
+  t.is(mode.stdout, '700 root\n600 root\n');
+});
+
+test.serial('lxc: a symlink planted by the student never makes the host write a host file', async (t) => {
+  const id = own(4);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  await driver.start(id);
+  const canaryDir = await mkdtemp(join(tmpdir(), 'vzsb-canary-'));
+  t.teardown(() => rm(canaryDir, { recursive: true, force: true }));
+  const canary = join(canaryDir, 'host-file');
+  await writeFile(canary, 'host content\n');
+  // The student points root's .ssh at a path that is a host directory too.
+  const plant = await driver.exec(id, ['/bin/sh', '-c', `rm -rf /root/.ssh && mkdir -p ${canaryDir} && ln -s ${canaryDir} /root/.ssh && ln -s ${canary} ${canaryDir}/authorized_keys`]);
+  t.is(plant.exitCode, 0);
+  const key = ssh2.utils.generateKeyPairSync('ed25519').public;
+  await driver.authorizeKey(id, key);
+  t.is(await readFile(canary, 'utf8'), 'host content\n');
+  t.deepEqual(await readdir(canaryDir), ['host-file']);
+  t.is((await driver.exec(id, ['cat', '/root/.ssh/authorized_keys'])).stdout, key + '\n');
+  t.is((await driver.exec(id, ['stat', '-c', '%F', '/root/.ssh'])).stdout, 'directory\n');
+});
+
+test.serial('lxc: sessions are counted from the host even after the student deletes every tool', async (t) => {
+  const id = own(5);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  await driver.start(id);
+  const wipe = await driver.exec(id, ['/bin/sh', '-c', 'rm -rf /usr/bin/ps /bin/ps /usr/bin/pgrep /usr/bin/cat; echo done']);
+  t.is(wipe.stdout, 'done\n');
+  t.is(await driver.sessionCount(id), 0);
+});
+
+test.serial('lxc: ids outside the prefix or the address range are refused with the reason', async (t) => {
+  await t.throwsAsync(driver.create('other-1'), { code: 'E_INVALID', message: /expected "vzl11-" followed by digits/ } as never);
+  await t.throwsAsync(driver.create(`${PREFIX}999`), { code: 'E_INVALID', message: /beyond the address range/ } as never);
+});

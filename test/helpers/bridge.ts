@@ -1,0 +1,45 @@
+import { run, runChecked } from '../../src/common/exec.js';
+
+/**
+ * A Linux bridge for one test file: name `vzsbt<index>`, network 10.231.<index>.0/24, the
+ * host at .1. Pick an index no other test file uses. Forwarding to and from the bridge is
+ * dropped by its own nftables table, so containers on it can reach nothing but the host.
+ */
+export interface TestBridge {
+  name: string;
+  subnet: string;
+  gateway: string;
+  /** 10.231.<index>.<host> */
+  address(host: number): string;
+  remove(): Promise<void>;
+}
+
+export async function createTestBridge(index: number): Promise<TestBridge> {
+  if (!Number.isInteger(index) || index < 1 || index > 254) throw new Error(`bridge index ${index}: expected 1-254`);
+  const name = `vzsbt${index}`;
+  const table = `vzsbt${index}`;
+  const remove = async () => {
+    await run('ip', ['link', 'del', name]);
+    await run('nft', ['delete', 'table', 'inet', table]);
+  };
+  await remove(); // leftovers of a killed run
+  await runChecked('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+  await runChecked('ip', ['addr', 'add', `10.231.${index}.1/24`, 'dev', name]);
+  await runChecked('ip', ['link', 'set', name, 'up']);
+  const rules = `table inet ${table} {
+  chain forward {
+    type filter hook forward priority -10; policy accept;
+    iifname "${name}" drop
+    oifname "${name}" drop
+  }
+}
+`;
+  await runChecked('nft', ['-f', '-'], { input: rules });
+  return {
+    name,
+    subnet: `10.231.${index}.0/24`,
+    gateway: `10.231.${index}.1`,
+    address: (host) => `10.231.${index}.${host}`,
+    remove,
+  };
+}

@@ -24,6 +24,8 @@ export interface LabHost {
   keyFile: string;
   knownHostsFile: string;
   init: LabInit;
+  /** may run LXC containers of its own */
+  nesting: boolean;
 }
 
 export interface Lab {
@@ -97,6 +99,7 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
       keyFile: layout.keyFile,
       knownHostsFile: layout.knownHostsFile,
       init: h.init,
+      nesting: h.nesting,
     }));
     const hostKeys = await Promise.all(hosts.map((h) => generateKeyPair(join(layout.hostKeysDir, h.name), `${h.name}@${opts.name}`, runner)));
     await writeFile(layout.knownHostsFile, hosts.map((h, i) => knownHostsLine([h.address, h.name], h.port, hostKeys[i]!.publicKey)).join('\n') + '\n');
@@ -241,6 +244,7 @@ async function cloneHost(
       name: host.name,
       rootfsPath,
       init: host.init,
+      nesting: host.nesting,
       bridge: layout.bridge,
       address: host.address,
       prefixLength: 24,

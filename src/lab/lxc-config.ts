@@ -15,6 +15,7 @@ export interface HostConfig {
   name: string;
   rootfsPath: string;
   init: LabInit;
+  nesting: boolean;
   bridge: string;
   address: string;
   prefixLength: number;
@@ -45,21 +46,20 @@ export function hostConfig(c: HostConfig): string {
     `lxc.log.file = ${c.lxcLog}`,
     'lxc.log.level = WARN',
   ];
-  if (c.init === 'systemd') {
-    // one console getty is enough; the four ttys of debian.common.conf only add gettys
-    return lines([...common, 'lxc.tty.max = 0', 'lxc.signal.halt = SIGRTMIN+3']);
-  }
-  return lines([
-    ...common,
-    // nested containers: proc/sys for the inner LXC, cgroups writable below our own
-    `lxc.include = ${NESTING}`,
-    'lxc.mount.auto = cgroup:rw:force',
-    'lxc.tty.max = 0',
-    `lxc.init.cmd = ${SCRIPT_INIT_CMD}`,
-    'lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755 0 0',
-    // busybox init powers off on SIGUSR2
-    'lxc.signal.halt = SIGUSR2',
-  ]);
+  // Nested LXC: proc/sys for the inner LXC (nesting.conf) and every cgroup v1 controller
+  // mounted writable below our own cgroup, whatever the init does with /sys/fs/cgroup.
+  const nesting = c.nesting ? [`lxc.include = ${NESTING}`, 'lxc.mount.auto = cgroup:rw:force'] : [];
+  // no ttys: the console (logged to consoleLog) is enough
+  const init =
+    c.init === 'systemd'
+      ? ['lxc.signal.halt = SIGRTMIN+3']
+      : [
+          `lxc.init.cmd = ${SCRIPT_INIT_CMD}`,
+          'lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755 0 0',
+          // busybox init powers off on SIGUSR2
+          'lxc.signal.halt = SIGUSR2',
+        ];
+  return lines([...common, ...nesting, 'lxc.tty.max = 0', ...init]);
 }
 
 /** A stable locally administered MAC per lab subnet and host index. */

@@ -13,6 +13,8 @@ export type LabInit = 'systemd' | 'script';
 export interface LabHostSpec {
   name: string;
   init?: LabInit;
+  /** Allow LXC containers inside this host (always on for `init: 'script'`). */
+  nesting?: boolean;
 }
 
 export interface LabOptions {
@@ -22,6 +24,8 @@ export interface LabOptions {
   hosts: number | LabHostSpec[];
   /** Default init for hosts that do not set their own. */
   init?: LabInit;
+  /** Default nesting for hosts that do not set their own. */
+  nesting?: boolean;
   /** Seconds to wait for every host's sshd banner. */
   readyTimeoutSec?: number;
 }
@@ -41,6 +45,7 @@ const schema = z
             .object({
               name: z.string().regex(HOST_NAME, 'a host name: a-z, 0-9, "-", starting with a letter, at most 31 characters'),
               init: init.optional(),
+              nesting: z.boolean().optional(),
             })
             .strict(),
         )
@@ -48,6 +53,7 @@ const schema = z
         .max(200),
     ]),
     init: init.optional(),
+    nesting: z.boolean().optional(),
     readyTimeoutSec: z.number().positive().max(3600).optional(),
   })
   .strict()
@@ -64,6 +70,7 @@ const schema = z
 export interface ResolvedHostSpec {
   name: string;
   init: LabInit;
+  nesting: boolean;
 }
 
 export interface ResolvedLabOptions {
@@ -74,11 +81,11 @@ export interface ResolvedLabOptions {
 
 export function parseLabOptions(value: unknown): ResolvedLabOptions {
   const opts = parseInput(schema, value, 'lab options');
-  const defaultInit = opts.init ?? 'systemd';
-  const hosts =
-    typeof opts.hosts === 'number'
-      ? Array.from({ length: opts.hosts }, (_, i) => ({ name: `host${i + 1}`, init: defaultInit }))
-      : opts.hosts.map((h) => ({ name: h.name, init: h.init ?? defaultInit }));
+  const specs: LabHostSpec[] = typeof opts.hosts === 'number' ? Array.from({ length: opts.hosts }, (_, i) => ({ name: `host${i + 1}` })) : opts.hosts;
+  const hosts = specs.map((h) => {
+    const hostInit = h.init ?? opts.init ?? 'systemd';
+    return { name: h.name, init: hostInit, nesting: hostInit === 'script' || (h.nesting ?? opts.nesting ?? false) };
+  });
   return { name: opts.name, hosts, readyTimeoutSec: opts.readyTimeoutSec ?? 120 };
 }
 

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs';
+import { inventoryCommand } from './inventory.js';
 
 /**
  * Every `vzsb` command. A command's handler stores its exit code in `argv.exitCode`;
  * only the entry in bin/ turns it into the process exit code.
  */
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [inventoryCommand];

@@ -1,0 +1,98 @@
+import { isAbsolute, join, resolve } from 'node:path';
+import { describe } from '../../common/errors.js';
+import { InventoryError } from './errors.js';
+import type { ConnectionSpec, VarOrigin } from './types.js';
+import type { VarEntry, VarLayer } from './var-layer.js';
+
+const TRUE = new Set(['y', 'yes', 'on', '1', 'true', 't']);
+const FALSE = new Set(['n', 'no', 'off', '0', 'false', 'f']);
+
+/** Ansible's `boolean()`: true/false, yes/no, on/off, 1/0, y/n, t/f in any case, as booleans, numbers or strings. */
+export function parseBool(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (value === 1 || value === 0) return value === 1;
+  if (typeof value === 'string') {
+    const v = value.trim().toLowerCase();
+    if (TRUE.has(v)) return true;
+    if (FALSE.has(v)) return false;
+  }
+  return undefined;
+}
+
+export interface ConnectionContext {
+  baseDir: string;
+  homeDir: string;
+}
+
+/**
+ * The connection of one host from its merged variables. Errors name where the bad value was
+ * written (the group, the host or the vars file), and the host it was merged into.
+ */
+export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionContext): ConnectionSpec {
+  const get = (...keys: string[]): VarEntry | undefined => {
+    for (const key of keys) {
+      const entry = vars.get(key);
+      if (entry !== undefined && entry.value !== null) {
+        if (typeof entry.value === 'string' && entry.value.includes('{{')) {
+          throw fail(entry.origin, name, 'a plain value (templated connection variables are not supported)', entry.value);
+        }
+        return entry;
+      }
+    }
+    return undefined;
+  };
+  const str = (entry: VarEntry | undefined): string | undefined => {
+    if (entry === undefined) return undefined;
+    if (typeof entry.value === 'number') return String(entry.value);
+    if (typeof entry.value !== 'string' || entry.value.trim() === '') throw fail(entry.origin, name, 'a non-empty string', entry.value);
+    return entry.value;
+  };
+
+  let kind: ConnectionSpec['kind'] = 'ssh';
+  const connection = get('ansible_connection');
+  if (connection) {
+    const value = str(connection);
+    if (value === 'local') kind = 'local';
+    else if (value === 'ssh' || value === 'smart' || value === 'paramiko') kind = 'ssh';
+    else throw fail(connection.origin, name, 'ssh or local', connection.value);
+  }
+
+  let port = 22;
+  const portEntry = get('ansible_port', 'ansible_ssh_port');
+  if (portEntry) {
+    const v = portEntry.value;
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*[0-9]+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw fail(portEntry.origin, name, 'an integer 1-65535', v);
+    port = n;
+  }
+
+  let become = false;
+  const becomeEntry = get('ansible_become');
+  if (becomeEntry) {
+    const b = parseBool(becomeEntry.value);
+    if (b === undefined) throw fail(becomeEntry.origin, name, 'a boolean (true/false, yes/no)', becomeEntry.value);
+    become = b;
+  }
+
+  const keyFile = str(get('ansible_ssh_private_key_file', 'ansible_private_key_file'));
+  return {
+    kind,
+    host: str(get('ansible_host', 'ansible_ssh_host')) ?? name,
+    port,
+    user: str(get('ansible_user', 'ansible_ssh_user')),
+    privateKeyFile: keyFile === undefined ? undefined : resolveKeyFile(keyFile, ctx),
+    become,
+    becomeUser: str(get('ansible_become_user')) ?? 'root',
+  };
+}
+
+export function resolveKeyFile(file: string, ctx: ConnectionContext): string {
+  if (file === '~') return ctx.homeDir;
+  if (file.startsWith('~/')) return join(ctx.homeDir, file.slice(2));
+  return isAbsolute(file) ? file : resolve(ctx.baseDir, file);
+}
+
+function fail(origin: VarOrigin, host: string, what: string, got: unknown): InventoryError {
+  const forHost = origin.path.includes(host) ? '' : ` (for host ${host})`;
+  return new InventoryError(`expected ${what}, got ${describe(got)}${forHost}`, origin);
+}

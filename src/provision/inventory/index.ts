@@ -1,0 +1,7 @@
+export type { ConnectionSpec, Inventory, InventoryGroup, InventoryHost, ParseOptions, VarOrigin, VarsFile } from './types.js';
+export { InventoryError } from './errors.js';
+export { parseInventory, compareGroups, LOCALHOST_NAMES } from './parse.js';
+export { loadInventory } from './load.js';
+export { selectHosts, getHost, groupHosts, splitPattern } from './patterns.js';
+export { expandHostRange } from './host-range.js';
+export { parseBool } from './connection.js';

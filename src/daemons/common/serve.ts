@@ -1,0 +1,90 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Koa from 'koa';
+import { z } from 'zod';
+import type { Logger } from '../../common/log.js';
+
+/**
+ * `serve(app)` owns the listening socket and the process signals: on SIGTERM or SIGINT it stops
+ * accepting, lets requests in flight finish (bounded), runs `onStop`, and resolves `stopped`.
+ * It never calls process.exit: the CLI entry turns the outcome into an exit code.
+ */
+export const listenSchema = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8750),
+});
+export type Listen = z.infer<typeof listenSchema>;
+
+export interface ServeOptions {
+  listen: Listen;
+  logger: Logger;
+  /** Runs after the server stopped accepting and in-flight requests ended (stop jobs, flush state). */
+  onStop?: () => Promise<void>;
+  /** Requests still running after this long are cut. Default 10 s. */
+  drainMs?: number;
+  /** Install SIGTERM/SIGINT handlers. Default true. */
+  signals?: boolean;
+}
+
+export interface Served {
+  server: Server;
+  host: string;
+  port: number;
+  url: string;
+  /** Start the graceful stop (what a signal does). */
+  stop(reason?: string): Promise<void>;
+  /** Settles when the stop completed. */
+  stopped: Promise<void>;
+}
+
+export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
+  const server = createServer(app.callback());
+  server.keepAliveTimeout = 5000;
+  server.headersTimeout = 15000;
+  server.requestTimeout = 60000;
+  server.listen(options.listen.port, options.listen.host);
+  await Promise.race([
+    once(server, 'listening'),
+    once(server, 'error').then(([err]) => {
+      throw err;
+    }),
+  ]);
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const log = options.logger;
+  log.info('daemon.listening', { address: addr.address, port: addr.port, pid: process.pid });
+
+  let stopping: Promise<void> | undefined;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  const onSignal = (signal: NodeJS.Signals) => {
+    log.info('daemon.signal', { signal });
+    void stop(signal);
+  };
+  const stop = (reason = 'requested'): Promise<void> => {
+    stopping ??= (async () => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const cut = setTimeout(() => server.closeAllConnections(), options.drainMs ?? 10000);
+      await closed;
+      clearTimeout(cut);
+      try {
+        await options.onStop?.();
+      } catch (err) {
+        log.error('daemon.stop_failed', { error: err });
+      }
+      log.info('daemon.stopped', { reason });
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  if (options.signals !== false) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  return { server, host: addr.address, port: addr.port, url: `http://${host}:${addr.port}`, stop, stopped };
+}

@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { VzsbError } from '../../common/errors.js';
+import { parseInput } from '../../common/validate.js';
+import { tokensSchema } from '../common/auth.js';
+import { listenSchema } from '../common/serve.js';
+
+/** /etc/vzsandbox/hypervisor.yaml, validated once at start; errors name the dotted path of the bad field. */
+const scheduleEntrySchema = z.strictObject({
+  /** node-schedule cron expression, e.g. "50 8 * * 1-5" (08:50 on weekdays). */
+  cron: z.string().min(9),
+  /** The standby size from that moment until the next entry fires. */
+  standby: z.number().int().min(0),
+});
+
+export const poolConfigSchema = z
+  .strictObject({
+    standby: z.number().int().min(0),
+    max: z.number().int().min(1).max(9999),
+    graceSeconds: z.number().min(0).default(0),
+    idleSeconds: z.number().positive().default(900),
+    /** A leased container nobody logged into is reclaimed after this long. Default: idleSeconds. */
+    loginSeconds: z.number().positive().optional(),
+    maxSessionSeconds: z.number().positive().optional(),
+    /** How often the reclaim job checks sessions and refills the pool. */
+    checkSeconds: z.number().int().min(1).max(3600).default(15),
+    /** Containers the runtime has but the state file does not: destroyed, or adopted as dirty (then reset). */
+    orphans: z.enum(['destroy', 'adopt']).default('destroy'),
+    /** Parallel container builds. */
+    buildConcurrency: z.number().int().min(1).max(64).default(4),
+    schedule: z.array(scheduleEntrySchema).optional(),
+  })
+  .refine((p) => p.standby <= p.max, { message: 'standby must not exceed max', path: ['standby'] });
+export type PoolConfig = z.infer<typeof poolConfigSchema>;
+
+export const driverConfigSchema = z.looseObject({
+  kind: z.enum(['lxc', 'openvz', 'memory']),
+  /** Container id prefix; ids are "<prefix>0001". */
+  prefix: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,20}$/, 'a lower-case name prefix like "vzsb-"')
+    .default('vzsb-'),
+});
+export type DriverConfig = z.infer<typeof driverConfigSchema>;
+
+export const hypervisorConfigSchema = z.strictObject({
+  listen: listenSchema.default({ host: '127.0.0.1', port: 8750 }),
+  tokens: tokensSchema,
+  stateDir: z.string().startsWith('/').default('/var/lib/vzsandbox/hypervisor'),
+  /** Largest accepted request body. */
+  bodyLimitBytes: z.number().int().min(256).max(1048576).default(16384),
+  log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).default({ level: 'info' }),
+  pool: poolConfigSchema,
+  driver: driverConfigSchema,
+});
+export type HypervisorConfig = z.infer<typeof hypervisorConfigSchema>;
+
+export function parseHypervisorConfig(value: unknown, source = 'hypervisor config'): HypervisorConfig {
+  return parseInput(hypervisorConfigSchema, value, source);
+}
+
+export async function loadHypervisorConfig(path: string): Promise<HypervisorConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new VzsbError('E_CONFIG', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text);
+  } catch (err) {
+    throw new VzsbError('E_CONFIG', `${path}: not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  return parseHypervisorConfig(data, path);
+}

@@ -1,0 +1,745 @@
+import { VzsbError, errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { Clock } from '../common/clock.js';
+import { KeyedMutex } from '../common/keyed-mutex.js';
+import type { ContainerDriver, HostKey } from '../drivers/types.js';
+import type { PoolConfig } from './config.js';
+import type { ContainerState, LeaseStore, StoredRecord, StoredState } from './lease-store.js';
+
+/**
+ * The warm pool of one hypervisor: container states, leases keyed by user, reclaim and reset.
+ *
+ * Invariants:
+ * - State changes are synchronous (no await between a check and the change), so picking a
+ *   clean container for a user is atomic: no container is handed to two users.
+ * - Every driver call for one container runs under that container's mutex; lease and release
+ *   for one user run under that user's mutex.
+ * - A lease is on disk (state file) before it is returned.
+ * - A container only becomes clean again through destroy + create (reset).
+ */
+export type { ContainerState } from './lease-store.js';
+
+export interface ContainerRecord extends StoredRecord {
+  /** A build started for this user's lease (a pool miss): no one else takes it. */
+  reservedFor?: string;
+}
+
+export interface Lease {
+  container: string;
+  address: string;
+  hostKey: string;
+  hostKeyFingerprint: string;
+  user: string;
+  grantedAt: string;
+  /** Time this request took. */
+  ms: number;
+  /** true when a ready container was used, false when one was built for this request. */
+  hit: boolean;
+  /** true when the user already held this container. */
+  renewed: boolean;
+}
+
+export interface Capacity {
+  clean: number;
+  leased: number;
+  building: number;
+  dirty: number;
+  broken: number;
+  max: number;
+  standby: number;
+}
+
+export interface ContainerView {
+  id: string;
+  state: ContainerState;
+  user: string | null;
+  since: string;
+  address: string | null;
+}
+
+export interface LeaseView {
+  user: string;
+  container: string;
+  address: string | null;
+  grantedAt: string;
+  lastActiveAt: string | null;
+  loggedIn: boolean;
+  releasedAt: string | null;
+}
+
+export type ReclaimReason = 'released' | 'idle' | 'never-used' | 'session-limit' | 'reset' | 'lost';
+
+export interface ReclaimReport {
+  reclaimed: { user: string; container: string; reason: ReclaimReason }[];
+  kept: number;
+  repaired: string[];
+}
+
+export interface ReconcileReport {
+  kept: string[];
+  leasesKept: string[];
+  orphansDestroyed: string[];
+  orphansAdopted: string[];
+  recordsDropped: string[];
+  leasesLost: string[];
+  rebuilt: string[];
+}
+
+export interface ResetReport {
+  reset: string[];
+  skipped: { container: string; user: string | null; reason: string }[];
+  failed: string[];
+}
+
+/** What the metrics see; every method is optional. */
+export interface PoolObserver {
+  leaseGranted?(hit: boolean, seconds: number): void;
+  leaseRefused?(code: string): void;
+  reclaimed?(reason: ReclaimReason): void;
+  resetDone?(ok: boolean, seconds: number): void;
+}
+
+export interface PoolDeps {
+  driver: ContainerDriver;
+  store: LeaseStore;
+  clock: Clock;
+  logger: Logger;
+  config: PoolConfig;
+  /** Container id prefix, as the driver lists them. */
+  prefix: string;
+  observer?: PoolObserver;
+}
+
+const ID_DIGITS = 4;
+const LEASE_ATTEMPTS = 3;
+/** How long a lease waits for a container being reset when the pool is at max. */
+const LEASE_WAIT_MS = 20_000;
+
+export class Pool {
+  private readonly driver: ContainerDriver;
+  private readonly store: LeaseStore;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly config: PoolConfig;
+  private readonly prefix: string;
+  private readonly observer: PoolObserver;
+  private readonly records = new Map<string, ContainerRecord>();
+  private readonly hostKeys = new Map<string, HostKey>();
+  private readonly containerLock = new KeyedMutex();
+  private readonly userLock = new KeyedMutex();
+  private readonly background = new Set<Promise<unknown>>();
+  private readonly resets = new Map<string, Promise<boolean>>();
+  private buildsRunning = 0;
+  private readonly cleanWaiters: (() => void)[] = [];
+  private readonly buildWaiters: (() => void)[] = [];
+  private standbyTarget: number;
+  private stopping = false;
+
+  constructor(deps: PoolDeps) {
+    this.driver = deps.driver;
+    this.store = deps.store;
+    this.clock = deps.clock;
+    this.log = deps.logger;
+    this.config = deps.config;
+    this.prefix = deps.prefix;
+    this.observer = deps.observer ?? {};
+    this.standbyTarget = deps.config.standby;
+  }
+
+  // ---------------------------------------------------------------- start
+
+  /**
+   * Reconcile the state file with the driver's list: the runtime is the truth for what exists,
+   * the file for who holds what. Then refill to standby (in the background).
+   */
+  async start(): Promise<ReconcileReport> {
+    const report: ReconcileReport = {
+      kept: [], leasesKept: [], orphansDestroyed: [], orphansAdopted: [], recordsDropped: [], leasesLost: [], rebuilt: [],
+    };
+    const saved = await this.store.load();
+    const live = new Map((await this.driver.list()).map((c) => [c.id, c]));
+    const now = this.clock.now();
+    const toReset: ContainerRecord[] = [];
+    const toStart: ContainerRecord[] = [];
+    for (const rec of saved?.containers ?? []) {
+      const info = live.get(rec.id);
+      live.delete(rec.id);
+      if (!info) {
+        report.recordsDropped.push(rec.id);
+        if (rec.state === 'leased' && rec.user) {
+          report.leasesLost.push(rec.user);
+          this.log.warn('lease.lost', { user: rec.user, container: rec.id, reason: 'container no longer exists' });
+        }
+        continue;
+      }
+      const r: ContainerRecord = { ...rec, address: info.address ?? rec.address };
+      this.records.set(r.id, r);
+      if (r.state === 'leased' && r.user) {
+        report.leasesKept.push(r.user);
+        if (!info.running) toStart.push(r);
+      } else if (r.state === 'clean' && info.running) {
+        report.kept.push(r.id);
+      } else {
+        // building (died half-made), dirty, broken, or clean but stopped: rebuild from the base.
+        this.setState(r, 'dirty', now);
+        report.rebuilt.push(r.id);
+        toReset.push(r);
+      }
+    }
+    for (const info of live.values()) {
+      if (this.config.orphans === 'adopt' && this.numberOf(info.id) !== undefined) {
+        const r: ContainerRecord = { id: info.id, state: 'dirty', since: now, address: info.address };
+        this.records.set(r.id, r);
+        report.orphansAdopted.push(r.id);
+        toReset.push(r);
+      } else {
+        await this.containerLock.run(info.id, () => this.driver.destroy(info.id));
+        report.orphansDestroyed.push(info.id);
+      }
+    }
+    // A kept lease whose container stopped (host reboot): start it again, or reclaim it.
+    for (const r of toStart) {
+      try {
+        await this.containerLock.run(r.id, () => this.driver.start(r.id));
+      } catch (err) {
+        this.log.warn('lease.lost', { user: r.user, container: r.id, reason: `cannot start: ${errorMessage(err)}` });
+        report.leasesLost.push(r.user!);
+        this.endLease(r, 'lost');
+        toReset.push(r);
+      }
+    }
+    await this.persist();
+    this.log.info('pool.reconciled', { ...report });
+    for (const r of toReset) this.scheduleReset(r);
+    this.track(this.replenish());
+    return report;
+  }
+
+  // ---------------------------------------------------------------- leases
+
+  /** Grant `user` a container with `publicKey` authorized; the same one if they already hold one. */
+  lease(user: string, publicKey: string): Promise<Lease> {
+    const started = performance.now();
+    return this.userLock.run(user, async () => {
+      const deadline = started + LEASE_WAIT_MS;
+      let hit = true;
+      let failures = 0;
+      while (failures < LEASE_ATTEMPTS) {
+        if (this.stopping) throw new VzsbError('E_SHUTTING_DOWN', 'the hypervisor is shutting down; try again');
+        const existing = this.leaseOf(user);
+        let rec: ContainerRecord;
+        if (existing) {
+          rec = existing;
+        } else {
+          const clean = this.takeClean(user);
+          if (clean) {
+            rec = clean;
+          } else {
+            hit = false;
+            const reserved = this.reserve(user);
+            if (!reserved && this.cleanSoon() && performance.now() < deadline) {
+              // At max, but a container is being built or reset: take the first one that turns clean.
+              await this.waitForClean(deadline);
+              continue;
+            }
+            if (!reserved) {
+              this.observer.leaseRefused?.('E_POOL_FULL');
+              this.log.warn('lease.refused', { user, code: 'E_POOL_FULL', ...this.capacity() });
+              throw new VzsbError('E_POOL_FULL', `no container is free on this hypervisor (all ${this.config.max} in use or being reset)`);
+            }
+            if (!(await this.buildLocked(reserved, true))) {
+              failures++;
+              continue;
+            }
+            rec = reserved;
+            // An admin reset may have taken it back while we were resumed.
+            if (this.records.get(rec.id) !== rec || rec.state !== 'clean') continue;
+            rec.reservedFor = undefined;
+            this.assign(rec, user);
+          }
+        }
+        const granted = await this.grant(rec, user, publicKey, existing !== undefined, hit, started);
+        if (granted) return granted;
+        failures++;
+      }
+      throw new VzsbError('E_LEASE_FAILED', 'no container could be prepared for you; try again in a moment');
+    });
+  }
+
+  /** End `user`'s lease now, or start its grace period. */
+  release(user: string): Promise<{ container: string; graceUntil: string | null }> {
+    return this.userLock.run(user, async () => {
+      const rec = this.leaseOf(user);
+      if (!rec) throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease`);
+      const now = this.clock.now();
+      if (this.config.graceSeconds > 0) {
+        rec.releasedAt ??= now;
+        await this.persist();
+        this.log.info('lease.released', { user, container: rec.id, heldMs: now - (rec.grantedAt ?? now), graceSeconds: this.config.graceSeconds });
+        return { container: rec.id, graceUntil: new Date(rec.releasedAt + this.config.graceSeconds * 1000).toISOString() };
+      }
+      this.log.info('lease.released', { user, container: rec.id, heldMs: now - (rec.grantedAt ?? now), graceSeconds: 0 });
+      this.endLease(rec, 'released', false);
+      await this.persist();
+      this.scheduleReset(rec);
+      return { container: rec.id, graceUntil: null };
+    });
+  }
+
+  private async grant(rec: ContainerRecord, user: string, publicKey: string, renewed: boolean, hit: boolean, started: number): Promise<Lease | undefined> {
+    return this.containerLock.run(rec.id, async () => {
+      if (!this.holds(rec, user)) return undefined;
+      const now = this.clock.now();
+      rec.releasedAt = undefined;
+      if (!renewed) {
+        rec.grantedAt = now;
+        rec.lastActiveAt = now;
+        rec.loggedIn = false;
+      }
+      let hostKey: HostKey;
+      try {
+        await this.persist();
+        await this.driver.authorizeKey(rec.id, publicKey);
+        hostKey = await this.hostKeyOf(rec.id);
+      } catch (err) {
+        this.log.error('lease.failed', { user, container: rec.id, error: err });
+        if (this.holds(rec, user)) {
+          this.endLease(rec, 'lost', false);
+          this.track(this.persist());
+          this.scheduleResetAfterLock(rec);
+        }
+        return undefined;
+      }
+      if (!this.holds(rec, user)) return undefined;
+      const ms = Math.round((performance.now() - started) * 10) / 10;
+      this.observer.leaseGranted?.(hit, ms / 1000);
+      this.log.info('lease.granted', { user, container: rec.id, ms, hit, renewed });
+      if (!renewed) this.track(this.replenish());
+      return {
+        container: rec.id,
+        address: rec.address ?? '',
+        hostKey: hostKey.publicKey,
+        hostKeyFingerprint: hostKey.fingerprint,
+        user,
+        grantedAt: new Date(rec.grantedAt ?? now).toISOString(),
+        ms,
+        hit,
+        renewed,
+      };
+    });
+  }
+
+  /** A container not promised to anyone will turn clean without a new build. */
+  private cleanSoon(): boolean {
+    for (const r of this.records.values()) {
+      if (r.state === 'dirty' || (r.state === 'building' && r.reservedFor === undefined)) return true;
+    }
+    return false;
+  }
+
+  private waitForClean(deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.cleanWaiters.push(done);
+    });
+  }
+
+  private holds(rec: ContainerRecord, user: string): boolean {
+    return this.records.get(rec.id) === rec && rec.state === 'leased' && rec.user === user;
+  }
+
+  private leaseOf(user: string): ContainerRecord | undefined {
+    for (const r of this.records.values()) if (r.state === 'leased' && r.user === user) return r;
+    return undefined;
+  }
+
+  /** Atomically take the lowest-numbered clean container for `user`. */
+  private takeClean(user: string): ContainerRecord | undefined {
+    let best: ContainerRecord | undefined;
+    for (const r of this.records.values()) {
+      if (r.state !== 'clean' || (r.reservedFor !== undefined && r.reservedFor !== user)) continue;
+      if (!best || r.id < best.id) best = r;
+    }
+    if (best) {
+      best.reservedFor = undefined;
+      this.assign(best, user);
+    }
+    return best;
+  }
+
+  private assign(rec: ContainerRecord, user: string): void {
+    this.setState(rec, 'leased', this.clock.now());
+    rec.user = user;
+  }
+
+  /** Move a leased container to dirty (the caller persists and schedules the reset). */
+  private endLease(rec: ContainerRecord, reason: ReclaimReason, log = true): void {
+    const now = this.clock.now();
+    if (log) {
+      this.log.info('lease.reclaimed', { user: rec.user, container: rec.id, reason, heldMs: now - (rec.grantedAt ?? now), idleMs: now - (rec.lastActiveAt ?? now) });
+      this.observer.reclaimed?.(reason);
+    }
+    rec.lastUser = rec.user;
+    rec.user = undefined;
+    rec.grantedAt = undefined;
+    rec.lastActiveAt = undefined;
+    rec.loggedIn = undefined;
+    rec.releasedAt = undefined;
+    this.setState(rec, 'dirty', now);
+  }
+
+  // ---------------------------------------------------------------- building and reset
+
+  /** Reserve the lowest free number for a new container, if below max. */
+  private reserve(user?: string): ContainerRecord | undefined {
+    if (this.stopping || this.records.size >= this.config.max) return undefined;
+    const used = new Set([...this.records.keys()].map((id) => this.numberOf(id)));
+    let n = 1;
+    while (used.has(n)) n++;
+    const rec: ContainerRecord = { id: this.prefix + String(n).padStart(ID_DIGITS, '0'), state: 'building', since: this.clock.now() };
+    if (user !== undefined) rec.reservedFor = user;
+    this.records.set(rec.id, rec);
+    return rec;
+  }
+
+  private numberOf(id: string): number | undefined {
+    if (!id.startsWith(this.prefix)) return undefined;
+    const rest = id.slice(this.prefix.length);
+    return /^\d+$/.test(rest) ? Number(rest) : undefined;
+  }
+
+  /** Build a reserved record into a clean, running container. False (and the record gone or broken) on failure. */
+  private async buildLocked(rec: ContainerRecord, fresh: boolean): Promise<boolean> {
+    await this.buildSlot();
+    try {
+      return await this.containerLock.run(rec.id, () => this.build(rec, fresh));
+    } finally {
+      this.releaseBuildSlot();
+    }
+  }
+
+  /** destroy (unless `fresh`: a number nobody used) + create + start, under the container's lock. */
+  private async build(rec: ContainerRecord, fresh: boolean): Promise<boolean> {
+    const started = performance.now();
+    this.hostKeys.delete(rec.id);
+    try {
+      this.setState(rec, 'building', this.clock.now());
+      await this.persist();
+      if (!fresh) await this.driver.destroy(rec.id);
+      const info = await this.driver.create(rec.id);
+      await this.driver.start(rec.id);
+      rec.address = info.address;
+      rec.error = undefined;
+      this.setState(rec, 'clean', this.clock.now());
+      await this.persist();
+      const ms = Math.round(performance.now() - started);
+      this.observer.resetDone?.(true, ms / 1000);
+      this.log.info('lease.reset', { container: rec.id, user: rec.lastUser, ms });
+      rec.lastUser = undefined;
+      return true;
+    } catch (err) {
+      const ms = Math.round(performance.now() - started);
+      this.observer.resetDone?.(false, ms / 1000);
+      this.log.error('container.broken', { container: rec.id, error: err, ms });
+      rec.reservedFor = undefined;
+      this.setState(rec, 'broken', this.clock.now());
+      rec.error = errorMessage(err).slice(0, 300);
+      await this.driver.destroy(rec.id).then(
+        () => this.records.delete(rec.id),
+        () => undefined,
+      );
+      await this.persist().catch((e) => this.log.error('state.save_failed', { error: e }));
+      return false;
+    }
+  }
+
+  /** Reset a dirty container in the background; resolves true once it is clean again. */
+  private scheduleReset(rec: ContainerRecord): Promise<boolean> {
+    const pending = this.resets.get(rec.id);
+    if (pending) return pending;
+    const p = (async () => {
+      await this.buildSlot();
+      try {
+        return await this.containerLock.run(rec.id, async () => {
+          if (this.records.get(rec.id) !== rec || rec.state !== 'dirty') return rec.state === 'clean';
+          return this.build(rec, false);
+        });
+      } finally {
+        this.releaseBuildSlot();
+        this.resets.delete(rec.id);
+      }
+    })();
+    this.resets.set(rec.id, p);
+    this.track(p.then(() => this.replenish()));
+    return p;
+  }
+
+  /** From inside a container's lock: queue the reset behind it instead of waiting on ourselves. */
+  private scheduleResetAfterLock(rec: ContainerRecord): void {
+    setImmediate(() => void this.scheduleReset(rec));
+  }
+
+  private async buildSlot(): Promise<void> {
+    if (this.buildsRunning < this.config.buildConcurrency) {
+      this.buildsRunning++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.buildWaiters.push(resolve));
+  }
+
+  private releaseBuildSlot(): void {
+    const next = this.buildWaiters.shift();
+    if (next) next();
+    else this.buildsRunning--;
+  }
+
+  /** Build containers until `standby` are clean or being built, without exceeding max. */
+  async replenish(): Promise<void> {
+    const builds: Promise<boolean>[] = [];
+    for (;;) {
+      const ready = [...this.records.values()].filter((r) => (r.state === 'clean' || r.state === 'building' || r.state === 'dirty') && r.reservedFor === undefined).length;
+      if (ready >= this.standbyTarget) break;
+      const rec = this.reserve();
+      if (!rec) break;
+      builds.push(this.buildLocked(rec, true));
+    }
+    await Promise.all(builds);
+  }
+
+  /** Change the standby target (schedule); refills at once when it grows. */
+  setStandby(n: number): void {
+    const target = Math.min(Math.max(0, n), this.config.max);
+    this.log.info('pool.standby', { from: this.standbyTarget, to: target });
+    this.standbyTarget = target;
+    this.track(this.replenish());
+  }
+
+  // ---------------------------------------------------------------- reclaim
+
+  /**
+   * One pass of the reclaim job: end leases whose grace expired, that sat idle (no ssh session
+   * seen) past idleSeconds, were never used within loginSeconds, or passed maxSessionSeconds;
+   * reset what is dirty, retry what is broken, refill to standby.
+   */
+  async reclaim(): Promise<ReclaimReport> {
+    const report: ReclaimReport = { reclaimed: [], kept: 0, repaired: [] };
+    const leased = [...this.records.values()].filter((r) => r.state === 'leased');
+    const ended: ContainerRecord[] = [];
+    let changed = false;
+    await Promise.all(
+      leased.map((rec) =>
+        this.containerLock.run(rec.id, async () => {
+          if (rec.state !== 'leased' || this.records.get(rec.id) !== rec) return;
+          const user = rec.user!;
+          let sessions: number;
+          try {
+            sessions = await this.driver.sessionCount(rec.id);
+          } catch (err) {
+            this.log.warn('container.sessions_failed', { container: rec.id, user, error: err });
+            sessions = 0;
+          }
+          const now = this.clock.now();
+          if (sessions > 0) {
+            rec.lastActiveAt = now;
+            rec.loggedIn = true;
+            changed = true;
+          }
+          const reason = this.reclaimReason(rec, sessions, now);
+          if (rec.releasedAt !== undefined && reason === undefined && sessions > 0 && now - rec.releasedAt >= this.config.graceSeconds * 1000) {
+            // Released by one terminal while another still has a session: the lease lives on.
+            rec.releasedAt = undefined;
+            this.log.info('lease.kept', { user, container: rec.id, sessions });
+          }
+          if (reason) {
+            this.endLease(rec, reason);
+            report.reclaimed.push({ user, container: rec.id, reason });
+            ended.push(rec);
+            changed = true;
+          } else {
+            report.kept++;
+          }
+        }),
+      ),
+    );
+    if (changed) await this.persist();
+    for (const rec of ended) this.scheduleReset(rec);
+    for (const rec of [...this.records.values()]) {
+      if (rec.state === 'dirty') this.scheduleReset(rec);
+      if (rec.state === 'broken' && (await this.repair(rec))) report.repaired.push(rec.id);
+    }
+    await this.replenish();
+    return report;
+  }
+
+  private reclaimReason(rec: ContainerRecord, sessions: number, now: number): ReclaimReason | undefined {
+    const c = this.config;
+    const granted = rec.grantedAt ?? now;
+    if (c.maxSessionSeconds !== undefined && now - granted >= c.maxSessionSeconds * 1000) return 'session-limit';
+    if (sessions > 0) return undefined;
+    if (rec.releasedAt !== undefined && now - rec.releasedAt >= c.graceSeconds * 1000) return 'released';
+    if (rec.loggedIn && now - (rec.lastActiveAt ?? granted) >= c.idleSeconds * 1000) return 'idle';
+    if (!rec.loggedIn && now - granted >= (c.loginSeconds ?? c.idleSeconds) * 1000) return 'never-used';
+    return undefined;
+  }
+
+  /** A broken container: destroy it so its number is free for a fresh build. */
+  private async repair(rec: ContainerRecord): Promise<boolean> {
+    return this.containerLock.run(rec.id, async () => {
+      if (rec.state !== 'broken' || this.records.get(rec.id) !== rec) return false;
+      try {
+        await this.driver.destroy(rec.id);
+      } catch (err) {
+        this.log.warn('container.repair_failed', { container: rec.id, error: err });
+        return false;
+      }
+      this.records.delete(rec.id);
+      this.hostKeys.delete(rec.id);
+      await this.persist();
+      return true;
+    });
+  }
+
+  // ---------------------------------------------------------------- admin resets
+
+  /** Reset one container. A leased one with live sessions only with `force`; its lease ends. */
+  async resetContainer(id: string, options: { force?: boolean; wait?: boolean } = {}): Promise<ResetReport> {
+    const rec = this.records.get(id);
+    if (!rec) throw new VzsbError('E_NOT_FOUND', `no container ${id} on this hypervisor`);
+    const report = await this.resetMany([rec], options.force ?? false, options.wait ?? false);
+    const skipped = report.skipped[0];
+    if (skipped && skipped.reason.startsWith('in use')) {
+      throw new VzsbError('E_IN_USE', `container ${id} is in use by ${skipped.user} (${skipped.reason}); pass force to reset it anyway`);
+    }
+    return report;
+  }
+
+  async resetUser(user: string, options: { force?: boolean; wait?: boolean } = {}): Promise<ResetReport> {
+    const rec = this.leaseOf(user);
+    if (!rec) throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease`);
+    return this.resetContainer(rec.id, options);
+  }
+
+  /** Reset every container; in-use ones (live ssh sessions) only with `force`. */
+  async resetAll(options: { force?: boolean; wait?: boolean } = {}): Promise<ResetReport> {
+    return this.resetMany([...this.records.values()], options.force ?? false, options.wait ?? false);
+  }
+
+  private async resetMany(recs: ContainerRecord[], force: boolean, wait: boolean): Promise<ResetReport> {
+    const report: ResetReport = { reset: [], skipped: [], failed: [] };
+    const scheduled: ContainerRecord[] = [];
+    await Promise.all(
+      recs.map((rec) =>
+        this.containerLock.run(rec.id, async () => {
+          if (this.records.get(rec.id) !== rec) return;
+          if (rec.state === 'building') {
+            report.skipped.push({ container: rec.id, user: rec.reservedFor ?? null, reason: 'being built' });
+            return;
+          }
+          if (rec.state === 'leased') {
+            let sessions = 0;
+            try {
+              sessions = await this.driver.sessionCount(rec.id);
+            } catch {
+              sessions = 0;
+            }
+            if (sessions > 0 && !force) {
+              report.skipped.push({ container: rec.id, user: rec.user ?? null, reason: `in use: ${sessions} ssh session(s)` });
+              return;
+            }
+            this.endLease(rec, 'reset');
+          } else {
+            this.setState(rec, 'dirty', this.clock.now());
+          }
+          scheduled.push(rec);
+          report.reset.push(rec.id);
+        }),
+      ),
+    );
+    await this.persist();
+    const done = scheduled.map((rec) => this.scheduleReset(rec).then((ok) => ok || report.failed.push(rec.id)));
+    if (wait) await Promise.all(done);
+    this.log.info('pool.reset', { reset: report.reset.length, skipped: report.skipped.length, force });
+    return report;
+  }
+
+  // ---------------------------------------------------------------- views
+
+  capacity(): Capacity {
+    const c: Capacity = { clean: 0, leased: 0, building: 0, dirty: 0, broken: 0, max: this.config.max, standby: this.standbyTarget };
+    for (const r of this.records.values()) c[r.state]++;
+    return c;
+  }
+
+  containers(): ContainerView[] {
+    return [...this.records.values()]
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((r) => ({ id: r.id, state: r.state, user: r.user ?? r.reservedFor ?? null, since: new Date(r.since).toISOString(), address: r.address ?? null }));
+  }
+
+  leases(): LeaseView[] {
+    return [...this.records.values()]
+      .filter((r) => r.state === 'leased' && r.user)
+      .sort((a, b) => (a.user! < b.user! ? -1 : 1))
+      .map((r) => ({
+        user: r.user!,
+        container: r.id,
+        address: r.address ?? null,
+        grantedAt: new Date(r.grantedAt ?? r.since).toISOString(),
+        lastActiveAt: r.lastActiveAt === undefined ? null : new Date(r.lastActiveAt).toISOString(),
+        loggedIn: r.loggedIn ?? false,
+        releasedAt: r.releasedAt === undefined ? null : new Date(r.releasedAt).toISOString(),
+      }));
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Resolves when no background work (resets, builds, saves) is left. */
+  async settled(): Promise<void> {
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
+  }
+
+  /** Refuse new leases and builds, then wait for running work. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.settled();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private setState(rec: ContainerRecord, state: ContainerState, now: number): void {
+    rec.state = state;
+    rec.since = now;
+    if (state === 'clean' || state === 'broken') {
+      for (const wake of this.cleanWaiters.splice(0)) wake();
+    }
+  }
+
+  private async hostKeyOf(id: string): Promise<HostKey> {
+    let key = this.hostKeys.get(id);
+    if (!key) {
+      key = await this.driver.hostKey(id);
+      this.hostKeys.set(id, key);
+    }
+    return key;
+  }
+
+  private persist(): Promise<void> {
+    return this.store.save(() => this.snapshot());
+  }
+
+  snapshot(): StoredState {
+    // JSON drops the undefined fields; the reservation of a miss is not state (a build is redone after a crash).
+    const containers: StoredRecord[] = [...this.records.values()].map(({ reservedFor: _r, ...rest }) => rest);
+    return { version: 1, savedAt: this.clock.now(), containers };
+  }
+
+  private track(p: Promise<unknown>): void {
+    const guarded = p.catch((err) => this.log.error('pool.background_failed', { error: err }));
+    this.background.add(guarded);
+    void guarded.finally(() => this.background.delete(guarded));
+  }
+}

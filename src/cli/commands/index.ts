@@ -1,8 +1,9 @@
 import type { CommandModule } from 'yargs';
+import { deployCommand } from './deploy.js';
 import { inventoryCommand } from './inventory.js';
 
 /**
  * Every `vzsb` command. A command's handler stores its exit code in `argv.exitCode`;
  * only the entry in bin/ turns it into the process exit code.
  */
-export const commands: CommandModule<any, any>[] = [inventoryCommand];
+export const commands: CommandModule<any, any>[] = [deployCommand, inventoryCommand];

@@ -1,0 +1,67 @@
+import { join } from 'node:path';
+import { packageRoot } from '../common/paths.js';
+import { connectLocal } from './connectors/local.js';
+import { connectSsh, type SshOptions } from './connectors/ssh.js';
+import type { Connection } from './connectors/types.js';
+import { loadInventory, selectHosts } from './inventory/index.js';
+import type { InventoryHost } from './inventory/types.js';
+import { operations } from './operations/index.js';
+import { loadPlaybook } from './playbook/load.js';
+import { runPlaybook, type Reporter, type RunResult } from './runner.js';
+import { createTemplating } from './templating.js';
+
+export interface DeployOptions {
+  inventory: string;
+  playbook?: string;
+  limit?: string;
+  tags?: string[];
+  skipTags?: string[];
+  check?: boolean;
+  diff?: boolean;
+  forks?: number;
+  extraVars?: Record<string, unknown>;
+  ssh?: SshOptions;
+  reporter: Reporter;
+}
+
+export function defaultPlaybook(): string {
+  return join(packageRoot(), 'playbooks', 'site.yaml');
+}
+
+export function connectorFor(ssh: SshOptions = {}) {
+  return (host: InventoryHost): Promise<Connection> =>
+    host.connection.kind === 'local'
+      ? Promise.resolve(connectLocal(host.name))
+      : connectSsh(
+          {
+            name: host.name,
+            host: host.connection.host,
+            port: host.connection.port,
+            user: host.connection.user,
+            privateKeyFile: host.connection.privateKeyFile,
+          },
+          ssh,
+        );
+}
+
+/** `vzsb deploy`: load, validate, run. Throws only for bad input; host failures are in the result. */
+export async function deploy(options: DeployOptions): Promise<RunResult> {
+  const inventory = await loadInventory(options.inventory);
+  const playbook = await loadPlaybook(options.playbook ?? defaultPlaybook(), { modules: new Set(operations.keys()) });
+  const limit = options.limit ? selectHosts(inventory, options.limit) : undefined;
+  return runPlaybook({
+    inventory,
+    plays: playbook.plays,
+    selectHosts: (pattern) => selectHosts(inventory, pattern),
+    ...(limit ? { limit } : {}),
+    tags: options.tags ?? [],
+    skipTags: options.skipTags ?? [],
+    check: !!options.check,
+    diff: !!options.diff,
+    forks: options.forks ?? 10,
+    extraVars: options.extraVars ?? {},
+    connect: connectorFor(options.ssh),
+    reporter: options.reporter,
+    compile: { templating: createTemplating(), templateDirs: [join(packageRoot(), 'templates')] },
+  });
+}

@@ -1,0 +1,167 @@
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { VzsbError, errorMessage } from '../common/errors.js';
+import { parseInput } from '../common/validate.js';
+import { evaluateCondition } from './conditions.js';
+import type { Inventory, InventoryHost } from './inventory/types.js';
+import { operations } from './operations/index.js';
+import type { Play, Task } from './playbook/model.js';
+import { renderValue, type Templating } from './templating.js';
+import type { FactRef } from './types.js';
+
+/**
+ * A host's work for a run, decided on the control machine before connecting: the tasks that
+ * apply to it (tags, `when`, loops expanded), with templated and validated arguments, and the
+ * facts they need.
+ */
+export interface ProgramStep {
+  /** Position in the host's program; reported back by the apply script. */
+  index: number;
+  play: Play;
+  task: Task;
+  /** Name shown to the user (loop items appended). */
+  name: string;
+  /** Validated arguments, or undefined when skipped. */
+  args: unknown;
+  skipped?: string;
+  handler: boolean;
+  /** Stable id of a handler (its pending marker file name). */
+  handlerId?: string;
+  notify: string[];
+  become: boolean;
+}
+
+export interface HostProgram {
+  host: InventoryHost;
+  steps: ProgramStep[];
+  facts: FactRef[];
+  /** First error found while compiling (bad args, template error): the host fails without connecting. */
+  error?: { step?: ProgramStep; task?: Task; message: string };
+}
+
+export interface CompileOptions {
+  inventory: Inventory;
+  plays: Play[];
+  tags: string[];
+  skipTags: string[];
+  extraVars: Record<string, unknown>;
+  diff: boolean;
+  templating: Templating;
+  /** Top-level templates/ directory of the project, searched after the playbook's own. */
+  templateDirs: string[];
+}
+
+export function handlerId(play: Play, name: string): string {
+  return `${play.file}-${play.line}-${name}`.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 200);
+}
+
+export function hostVars(inventory: Inventory, host: InventoryHost, play: Play, extraVars: Record<string, unknown>): Record<string, unknown> {
+  const groups: Record<string, string[]> = {};
+  for (const [name, g] of inventory.groups) groups[name] = [...hostsOf(inventory, name, g.hosts)];
+  return {
+    ...play.defaults,
+    ...host.vars,
+    ...play.vars,
+    ...extraVars,
+    inventory_hostname: host.name,
+    inventory_hostname_short: host.name.split('.')[0],
+    group_names: host.groups.filter((g) => g !== 'all' && g !== 'ungrouped').sort(),
+    groups,
+    hostvars: Object.fromEntries([...inventory.hosts.values()].map((h) => [h.name, { ...h.vars, ansible_host: h.connection.host }])),
+    inventory_dir: inventory.baseDir,
+  };
+}
+
+function hostsOf(inventory: Inventory, group: string, direct: string[]): Set<string> {
+  const out = new Set<string>(direct);
+  if (group === 'all') for (const h of inventory.hosts.keys()) out.add(h);
+  const g = inventory.groups.get(group);
+  for (const child of g?.children ?? []) for (const h of hostsOf(inventory, child, inventory.groups.get(child)?.hosts ?? [])) out.add(h);
+  return out;
+}
+
+function tagged(task: Task, play: Play, tags: string[], skipTags: string[]): boolean {
+  const all = new Set([...task.tags, ...play.tags]);
+  if (all.has('always')) return !skipTags.includes('always');
+  if (skipTags.some((t) => all.has(t))) return false;
+  if (all.has('never')) return tags.some((t) => all.has(t));
+  if (tags.length === 0 || tags.includes('all')) return true;
+  return tags.some((t) => all.has(t));
+}
+
+export async function compileHost(host: InventoryHost, plays: Play[], options: CompileOptions): Promise<HostProgram> {
+  const program: HostProgram = { host, steps: [], facts: [] };
+  const factKeys = new Set<string>();
+  const addFacts = (refs: FactRef[]) => {
+    for (const ref of refs) {
+      const key = `${ref.fact}:${ref.arg}`;
+      if (!factKeys.has(key)) {
+        factKeys.add(key);
+        program.facts.push(ref);
+      }
+    }
+  };
+  for (const play of plays) {
+    const vars = hostVars(options.inventory, host, play, options.extraVars);
+    const become = (t: Task) => t.become ?? play.become ?? host.connection.become;
+    const compileTask = async (task: Task, handler: boolean): Promise<boolean> => {
+      const where = `${task.file}:${task.line}`;
+      const base: Omit<ProgramStep, 'index' | 'name' | 'args'> = {
+        play,
+        task,
+        handler,
+        notify: task.notify.map((n) => handlerId(play, n)),
+        become: become(task),
+        ...(handler ? { handlerId: handlerId(play, task.name) } : {}),
+      };
+      if (!handler && !tagged(task, play, options.tags, options.skipTags)) return true;
+      try {
+        let items: unknown[] = [undefined];
+        if (task.loop !== undefined) {
+          const loop = renderValue(options.templating, task.loop, vars, `${where} loop`);
+          if (!Array.isArray(loop)) throw new VzsbError('E_PLAYBOOK', `${where}: loop: expected a list, got ${typeof loop}`);
+          items = loop;
+        }
+        for (const item of items) {
+          const itemVars = task.loop === undefined ? vars : { ...vars, [task.loopVar]: item };
+          const name = task.loop === undefined ? task.name : `${task.name} (${typeof item === 'object' ? JSON.stringify(item) : String(item)})`;
+          const index = program.steps.length;
+          const whenFalse = task.when.find((w) => !evaluateCondition(w, itemVars));
+          if (whenFalse !== undefined) {
+            program.steps.push({ ...base, index, name, args: undefined, skipped: `when: ${String(whenFalse)}` });
+            continue;
+          }
+          const op = operations.get(task.module)!;
+          const rendered = renderValue(options.templating, task.args, itemVars, `${where} (task "${task.name}")`);
+          let args = parseInput(op.args, rendered, `${where}: task "${task.name}": ${task.module}`);
+          if (op.prepare) {
+            args = await op.prepare(args, {
+              playbookDir: play.dir,
+              renderTemplate: (src) => options.templating.renderFile(findFile(src, [join(play.dir, 'templates'), ...options.templateDirs, play.dir]), itemVars, src),
+              readLocalFile: (src) => readFile(findFile(src, [join(play.dir, 'files'), play.dir])),
+            });
+          }
+          addFacts(op.facts(args, { diff: options.diff }));
+          program.steps.push({ ...base, index, name, args });
+        }
+        return true;
+      } catch (err) {
+        program.error = { task, message: err instanceof VzsbError ? err.message : `${where}: task "${task.name}": ${errorMessage(err)}` };
+        return false;
+      }
+    };
+    for (const task of play.tasks) if (!(await compileTask(task, false))) return program;
+    for (const handler of play.handlers) if (!(await compileTask(handler, true))) return program;
+  }
+  return program;
+}
+
+function findFile(src: string, dirs: string[]): string {
+  if (isAbsolute(src)) return src;
+  for (const d of dirs) {
+    const p = resolve(d, src);
+    if (existsSync(p)) return p;
+  }
+  throw new VzsbError('E_PLAYBOOK', `file ${src} not found in ${dirs.join(', ')}`);
+}

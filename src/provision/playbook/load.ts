@@ -1,0 +1,205 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, relative, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
+import { VzsbError, describe } from '../../common/errors.js';
+import type { Play, Playbook, Task } from './model.js';
+
+const PLAY_KEYS = new Set(['name', 'hosts', 'become', 'become_user', 'vars', 'defaults', 'serial', 'max_fail_percentage', 'tags', 'tasks', 'handlers', 'gather_facts', 'pre_tasks', 'post_tasks']);
+const TASK_KEYS = new Set(['name', 'tags', 'when', 'notify', 'loop', 'with_items', 'loop_control', 'ignore_errors', 'become', 'register', 'args', 'changed_when', 'no_log']);
+
+export interface LoadOptions {
+  /** Module names the runner knows (for "unknown module" errors). */
+  modules: ReadonlySet<string>;
+  /** Paths in messages are shown relative to this directory. */
+  cwd?: string;
+}
+
+/** Load a playbook file, following `import_playbook`. */
+export async function loadPlaybook(path: string, options: LoadOptions): Promise<Playbook> {
+  const plays: Play[] = [];
+  await loadInto(resolve(path), options, plays, []);
+  return { file: path, plays };
+}
+
+async function loadInto(path: string, options: LoadOptions, plays: Play[], stack: string[]): Promise<void> {
+  const shown = relative(options.cwd ?? process.cwd(), path) || path;
+  if (stack.includes(path)) throw new VzsbError('E_PLAYBOOK', `${shown}: import_playbook loop (${[...stack, path].join(' -> ')})`);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new VzsbError('E_PLAYBOOK', `cannot read playbook ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    const line = e.linePos?.[0]?.line ?? 0;
+    throw new VzsbError('E_PLAYBOOK', `${shown}:${line}: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : 0);
+  const fail = (node: Node | null | undefined, path: string, msg: string): never => {
+    throw new VzsbError('E_PLAYBOOK', `${shown}:${lineOf(node)}: ${path}: ${msg}`);
+  };
+  const root = doc.contents;
+  if (!isSeq(root)) fail(root, '(root)', `expected a list of plays, got ${describe(doc.toJS())}`);
+  const seq = root as YAMLSeq;
+  for (let i = 0; i < seq.items.length; i++) {
+    const node = seq.items[i] as Node;
+    const at = `[${i}]`;
+    if (!isMap(node)) fail(node, at, `expected a play (a mapping), got ${describe(doc.toJS().at?.(i))}`);
+    const map = node as YAMLMap;
+    const raw = map.toJSON() as Record<string, unknown>;
+    if ('import_playbook' in raw) {
+      if (typeof raw.import_playbook !== 'string') fail(node, `${at}.import_playbook`, 'expected a file name');
+      await loadInto(resolve(dirname(path), raw.import_playbook as string), options, plays, [...stack, path]);
+      continue;
+    }
+    plays.push(parsePlay(map, raw, at, { path, shown, lineOf, fail, options }));
+  }
+}
+
+interface Ctx {
+  path: string;
+  shown: string;
+  lineOf: (n: Node | null | undefined) => number;
+  fail: (n: Node | null | undefined, path: string, msg: string) => never;
+  options: LoadOptions;
+}
+
+function parsePlay(map: YAMLMap, raw: Record<string, unknown>, at: string, ctx: Ctx): Play {
+  const { fail } = ctx;
+  for (const key of Object.keys(raw)) {
+    if (!PLAY_KEYS.has(key)) fail(map.get(key, true) as Node, `${at}.${key}`, `unknown play keyword (known: ${[...PLAY_KEYS].join(', ')})`);
+  }
+  const hosts = Array.isArray(raw.hosts) ? raw.hosts.join(':') : raw.hosts;
+  if (typeof hosts !== 'string' || !hosts) fail(map, `${at}.hosts`, `expected a host pattern, got ${describe(raw.hosts)}`);
+  const mapping = (key: string): Record<string, unknown> => {
+    const v = raw[key];
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) fail(map.get(key, true) as Node, `${at}.${key}`, `expected a mapping, got ${describe(v)}`);
+    return v as Record<string, unknown>;
+  };
+  const serial = raw.serial;
+  if (serial !== undefined && !(typeof serial === 'number' && serial > 0) && !(typeof serial === 'string' && /^\d+%?$/.test(serial))) {
+    fail(map.get('serial', true) as Node, `${at}.serial`, `expected a count or a percentage like "25%", got ${describe(serial)}`);
+  }
+  const mfp = raw.max_fail_percentage;
+  if (mfp !== undefined && !(typeof mfp === 'number' && mfp >= 0 && mfp <= 100)) fail(map, `${at}.max_fail_percentage`, `expected 0-100, got ${describe(mfp)}`);
+  const taskList = (key: string, handler: boolean): Task[] => {
+    const node = map.get(key, true) as Node | undefined;
+    if (node === undefined || raw[key] === null) return [];
+    if (!isSeq(node)) return fail(node, `${at}.${key}`, `expected a list of tasks, got ${describe(raw[key])}`);
+    return (node as YAMLSeq).items.map((item, j) => parseTask(item as Node, `${at}.${key}[${j}]`, ctx, handler));
+  };
+  const name = typeof raw.name === 'string' ? raw.name : `play on ${hosts}`;
+  return {
+    name,
+    hosts: hosts as string,
+    become: raw.become === undefined ? undefined : bool(raw.become, () => fail(map, `${at}.become`, 'expected a boolean')),
+    becomeUser: typeof raw.become_user === 'string' ? raw.become_user : undefined,
+    defaults: mapping('defaults'),
+    vars: mapping('vars'),
+    serial: serial as number | string | undefined,
+    maxFailPercentage: mfp as number | undefined,
+    tags: stringList(raw.tags, () => fail(map, `${at}.tags`, 'expected a tag or a list of tags')),
+    tasks: [...taskList('pre_tasks', false), ...taskList('tasks', false), ...taskList('post_tasks', false)],
+    handlers: taskList('handlers', true),
+    dir: dirname(ctx.path),
+    file: ctx.shown,
+    line: ctx.lineOf(map),
+  };
+}
+
+function parseTask(node: Node, at: string, ctx: Ctx, handler: boolean): Task {
+  void handler;
+  const { fail } = ctx;
+  if (!isMap(node)) return fail(node, at, 'expected a task (a mapping)');
+  const map = node as YAMLMap;
+  const raw = map.toJSON() as Record<string, unknown>;
+  const moduleKeys = Object.keys(raw).filter((k) => !TASK_KEYS.has(k));
+  if (moduleKeys.length === 0) fail(map, at, 'no module: a task needs one of ' + [...ctx.options.modules].sort().join(', '));
+  if (moduleKeys.length > 1) fail(map, at, `more than one module or unknown keywords: ${moduleKeys.join(', ')}`);
+  const module = moduleKeys[0]!.replace(/^ansible\.builtin\./, '');
+  if (!ctx.options.modules.has(module)) {
+    fail(map.get(moduleKeys[0], true) as Node, `${at}.${moduleKeys[0]}`, `unknown module (known: ${[...ctx.options.modules].sort().join(', ')})`);
+  }
+  let args = raw[moduleKeys[0]!];
+  if (typeof args === 'string') args = freeForm(module, args);
+  if (args === null || args === undefined) args = {};
+  if (typeof args !== 'object' || Array.isArray(args)) fail(map, `${at}.${moduleKeys[0]}`, `expected arguments as a mapping, got ${describe(args)}`);
+  const extra = raw.args;
+  if (extra !== undefined && (typeof extra !== 'object' || extra === null || Array.isArray(extra))) fail(map, `${at}.args`, 'expected a mapping');
+  const merged: Record<string, unknown> = { ...(args as object), ...((extra as object) ?? {}) };
+  if (raw.changed_when !== undefined) merged.changed_when = changedWhen(raw.changed_when);
+  if (raw.no_log !== undefined && (module === 'command' || module === 'shell')) merged.no_log = raw.no_log;
+  const loop = raw.loop ?? raw.with_items;
+  const loopControl = (raw.loop_control ?? {}) as Record<string, unknown>;
+  const label = firstArg(merged);
+  const whenRaw = raw.when;
+  const when = whenRaw === undefined ? [] : Array.isArray(whenRaw) ? whenRaw : [whenRaw];
+  for (const w of when) if (typeof w !== 'string' && typeof w !== 'boolean') fail(map, `${at}.when`, `expected a condition, got ${describe(w)}`);
+  return {
+    name: typeof raw.name === 'string' ? raw.name : `${module}${label ? ` ${label}` : ''}`,
+    module,
+    args: merged,
+    tags: stringList(raw.tags, () => fail(map, `${at}.tags`, 'expected a tag or a list of tags')),
+    when: when as Array<string | boolean>,
+    notify: stringList(raw.notify, () => fail(map, `${at}.notify`, 'expected a handler name or a list')),
+    loop,
+    loopVar: typeof loopControl.loop_var === 'string' ? loopControl.loop_var : 'item',
+    ignoreErrors: raw.ignore_errors === undefined ? false : bool(raw.ignore_errors, () => fail(map, `${at}.ignore_errors`, 'expected a boolean')),
+    become: raw.become === undefined ? undefined : bool(raw.become, () => fail(map, `${at}.become`, 'expected a boolean')),
+    register: typeof raw.register === 'string' ? raw.register : undefined,
+    file: ctx.shown,
+    line: ctx.lineOf(map),
+  };
+}
+
+/** `command: make install chdir=/src creates=/usr/bin/x` */
+function freeForm(module: string, text: string): Record<string, unknown> {
+  if (module === 'command' || module === 'shell') {
+    const args: Record<string, unknown> = {};
+    const rest = text.replace(/\s+(chdir|creates|removes)=(\S+)/g, (_m, k: string, v: string) => {
+      args[k] = v;
+      return '';
+    });
+    return { ...args, cmd: rest.trim() };
+  }
+  const args: Record<string, unknown> = {};
+  for (const m of text.matchAll(/(\w+)=("([^"]*)"|'([^']*)'|\S+)/g)) args[m[1]!] = m[3] ?? m[4] ?? m[2];
+  return args;
+}
+
+function changedWhen(v: unknown): unknown {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'string') {
+    if (/^(false|no)$/i.test(v.trim())) return false;
+    if (/^(true|yes)$/i.test(v.trim())) return true;
+    const m = /^\s*['"](.+)['"]\s+(not\s+)?in\s+\w+\.stdout\s*$/.exec(v);
+    if (m) return m[2] ? { stdout_not_contains: m[1] } : { stdout_contains: m[1] };
+  }
+  return v;
+}
+
+function firstArg(args: Record<string, unknown>): string {
+  for (const k of ['name', 'path', 'dest', 'cmd']) {
+    const v = args[k];
+    if (typeof v === 'string') return v.length > 50 ? v.slice(0, 47) + '...' : v;
+    if (Array.isArray(v)) return v.join(', ');
+  }
+  return '';
+}
+
+function bool(v: unknown, onError: () => never): boolean {
+  if (typeof v === 'boolean') return v;
+  if (typeof v === 'string' && /^(yes|true|no|false)$/i.test(v)) return /^(yes|true)$/i.test(v);
+  return onError();
+}
+
+function stringList(v: unknown, onError: () => never): string[] {
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  return onError();
+}

@@ -1,0 +1,369 @@
+import { VzsbError, errorMessage } from '../common/errors.js';
+import { FactStore } from './fact-store.js';
+import { factModules } from './facts/index.js';
+import { compileHost, type CompileOptions, type HostProgram, type ProgramStep } from './host-program.js';
+import type { Inventory, InventoryHost } from './inventory/types.js';
+import { operations } from './operations/index.js';
+import type { Play } from './playbook/model.js';
+import { applyScript, displayCommand, factsScript, newNonce, parseApplyRecords, parseRecords, type ScriptStep } from './script.js';
+import { UnreachableError, newStats, type Connection, type ConnectionStats } from './connectors/types.js';
+import type { Diff, OsFacts, Plan } from './types.js';
+
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
+
+export interface TaskEvent {
+  host: string;
+  play: string;
+  task: string;
+  status: TaskStatus;
+  reason: string;
+  handler: boolean;
+  file: string;
+  line: number;
+  diff?: Diff[];
+  /** Commands as shown to people (put bodies summarized, secrets masked). */
+  commands?: string[];
+  exitCode?: number;
+  stdout?: string;
+  stderr?: string;
+  /** In check mode: what a real run would do. */
+  check: boolean;
+}
+
+export interface HostSummary {
+  host: string;
+  ok: number;
+  changed: number;
+  failed: number;
+  skipped: number;
+  unreachable: boolean;
+  /** Message of the failure or of the unreachable reason. */
+  error?: string;
+  stats: ConnectionStats;
+  durationMs: number;
+}
+
+export interface Reporter {
+  runStart(info: { hosts: string[]; check: boolean; plays: number }): void;
+  hostStart(host: string): void;
+  task(event: TaskEvent): void;
+  hostEnd(summary: HostSummary): void;
+  runEnd(summaries: HostSummary[], info: { durationMs: number; aborted?: string }): void;
+}
+
+export interface RunOptions {
+  inventory: Inventory;
+  plays: Play[];
+  /** Already resolved with the inventory's patterns: the hosts this run may touch. */
+  selectHosts: (pattern: string) => string[];
+  limit?: string[];
+  tags?: string[];
+  skipTags?: string[];
+  check?: boolean;
+  diff?: boolean;
+  forks?: number;
+  extraVars?: Record<string, unknown>;
+  connect: (host: InventoryHost) => Promise<Connection>;
+  reporter: Reporter;
+  compile: Pick<CompileOptions, 'templating' | 'templateDirs'>;
+}
+
+export interface RunResult {
+  hosts: HostSummary[];
+  /** 0 ok; 2 a host failed; 4 a host was unreachable; 6 both. */
+  exitCode: number;
+}
+
+export const EXIT_FAILED = 2;
+export const EXIT_UNREACHABLE = 4;
+
+export async function runPlaybook(options: RunOptions): Promise<RunResult> {
+  const started = performance.now();
+  const limitSet = options.limit?.length ? new Set(options.limit) : undefined;
+  const playHosts = options.plays.map((play) => options.selectHosts(play.hosts).filter((h) => !limitSet || limitSet.has(h)));
+  const allHosts = [...new Set(playHosts.flat())];
+  options.reporter.runStart({ hosts: allHosts, check: !!options.check, plays: options.plays.length });
+  const summaries = new Map<string, HostSummary>();
+  const connections = new Map<string, Connection>();
+  const forks = Math.max(1, options.forks ?? 10);
+  let aborted: string | undefined;
+
+  const compileOpts = (plays: Play[]): CompileOptions => ({
+    inventory: options.inventory,
+    plays,
+    tags: options.tags ?? [],
+    skipTags: options.skipTags ?? [],
+    extraVars: options.extraVars ?? {},
+    diff: !!options.diff,
+    ...options.compile,
+  });
+
+  const runOne = async (hostName: string, plays: Play[]) => {
+    const host = options.inventory.hosts.get(hostName) ?? options.inventory.implicitHosts.get(hostName);
+    if (!host) throw new VzsbError('E_RUN', `host ${hostName} is not in the inventory`);
+    const prior = summaries.get(hostName);
+    if (prior && (prior.failed || prior.unreachable)) return; // a failed host takes no further part, as in Ansible
+    options.reporter.hostStart(hostName);
+    const summary = await runHost(host, plays, compileOpts(plays), options, connections);
+    summaries.set(hostName, prior ? merge(prior, summary) : summary);
+    options.reporter.hostEnd(summary);
+  };
+
+  try {
+    if (options.plays.some((p) => p.serial !== undefined)) {
+      // Play by play, in batches: `serial` and `max_fail_percentage` as in Ansible.
+      for (let i = 0; i < options.plays.length && !aborted; i++) {
+        const play = options.plays[i]!;
+        const hosts = playHosts[i]!;
+        for (const batch of batches(hosts, play.serial)) {
+          await pool(batch, forks, (h) => runOne(h, [play]));
+          const failed = batch.filter((h) => summaries.get(h)?.failed || summaries.get(h)?.unreachable).length;
+          const limit = play.maxFailPercentage ?? 100;
+          if (play.serial !== undefined && (failed / batch.length) * 100 > limit) {
+            aborted = `play "${play.name}": ${failed} of ${batch.length} hosts failed in a batch, above max_fail_percentage ${limit}%; remaining batches not run`;
+            break;
+          }
+        }
+      }
+    } else {
+      // Every play of a host in one pipeline: one connection, one facts round trip, one apply round trip.
+      await pool(allHosts, forks, (h) => runOne(h, options.plays.filter((_, i) => playHosts[i]!.includes(h))));
+    }
+  } finally {
+    await Promise.all([...connections.values()].map((c) => c.close().catch(() => {})));
+  }
+  const hosts = allHosts.map((h) => summaries.get(h)).filter((s): s is HostSummary => !!s);
+  options.reporter.runEnd(hosts, { durationMs: performance.now() - started, ...(aborted ? { aborted } : {}) });
+  let exitCode = 0;
+  if (hosts.some((h) => h.failed > 0) || aborted) exitCode |= EXIT_FAILED;
+  if (hosts.some((h) => h.unreachable)) exitCode |= EXIT_UNREACHABLE;
+  return { hosts, exitCode };
+}
+
+function merge(a: HostSummary, b: HostSummary): HostSummary {
+  return {
+    host: a.host,
+    ok: a.ok + b.ok,
+    changed: a.changed + b.changed,
+    failed: a.failed + b.failed,
+    skipped: a.skipped + b.skipped,
+    unreachable: a.unreachable || b.unreachable,
+    ...(b.error ?? a.error ? { error: b.error ?? a.error } : {}),
+    stats: b.stats,
+    durationMs: a.durationMs + b.durationMs,
+  };
+}
+
+function batches(hosts: string[], serial: number | string | undefined): string[][] {
+  if (serial === undefined) return [hosts];
+  const size = typeof serial === 'string' && serial.endsWith('%') ? Math.max(1, Math.floor((hosts.length * Number(serial.slice(0, -1))) / 100)) : Number(serial);
+  const out: string[][] = [];
+  for (let i = 0; i < hosts.length; i += size) out.push(hosts.slice(i, i + size));
+  return out;
+}
+
+async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}
+
+interface Planned {
+  step: ProgramStep;
+  plan?: Plan;
+}
+
+async function runHost(
+  host: InventoryHost,
+  plays: Play[],
+  compileOptions: CompileOptions,
+  options: RunOptions,
+  connections: Map<string, Connection>,
+): Promise<HostSummary> {
+  const started = performance.now();
+  const check = !!options.check;
+  const summary: HostSummary = { host: host.name, ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: false, stats: newStats(), durationMs: 0 };
+  const report = (step: ProgramStep, status: TaskStatus, reason: string, extra: Partial<TaskEvent> = {}) => {
+    summary[status]++;
+    options.reporter.task({
+      host: host.name,
+      play: step.play.name,
+      task: step.name,
+      status,
+      reason,
+      handler: step.handler,
+      file: step.task.file,
+      line: step.task.line,
+      check,
+      ...extra,
+    });
+  };
+  const finish = () => {
+    summary.durationMs = performance.now() - started;
+    return summary;
+  };
+
+  let program: HostProgram;
+  try {
+    program = await compileHost(host, plays, compileOptions);
+  } catch (err) {
+    summary.failed++;
+    summary.error = errorMessage(err);
+    return finish();
+  }
+  const become = program.steps.some((s) => s.become);
+
+  let conn = connections.get(host.name);
+  try {
+    if (!conn) {
+      conn = await options.connect(host);
+      connections.set(host.name, conn);
+    }
+  } catch (err) {
+    summary.unreachable = true;
+    summary.error = err instanceof UnreachableError ? err.message : `${host.name}: unreachable: ${errorMessage(err)}`;
+    return finish();
+  }
+  summary.stats = conn.stats;
+
+  // Round trip 1: every fact of every task, and the handlers still pending from earlier runs.
+  const nonce = newNonce();
+  let store: FactStore;
+  let pending: Set<string>;
+  try {
+    const result = await conn.run(factsScript(nonce, program.facts), { become, becomeUser: host.connection.becomeUser });
+    const records = parseRecords(result.stdout, nonce);
+    if (!records.has('end')) {
+      const why = /a password is required|sudo:/.test(result.stderr) ? `become failed: ${result.stderr.trim().split('\n').pop()}` : `gathering facts failed (exit ${result.exitCode}): ${result.stderr.trim().slice(-500)}`;
+      throw new VzsbError('E_FACTS', `${host.name}: ${why}`);
+    }
+    store = new FactStore(factModules.get('os')!.parse(records.get('os') ?? '', '') as OsFacts);
+    pending = new Set((records.get('pending') ?? '').split('\n').filter(Boolean));
+    program.facts.forEach((ref, i) => store.set(ref, factModules.get(ref.fact)!.parse(records.get(String(i)) ?? '', ref.arg)));
+  } catch (err) {
+    if (err instanceof UnreachableError) {
+      summary.unreachable = true;
+      summary.error = err.message;
+      return finish();
+    }
+    summary.failed++;
+    summary.error = errorMessage(err);
+    return finish();
+  }
+
+  // Plan every step against the predicted state.
+  const planned: Planned[] = [];
+  const notified = new Set<string>(pending);
+  let planError: { step: ProgramStep | undefined; message: string } | undefined;
+  for (const step of program.steps) {
+    if (step.skipped) {
+      planned.push({ step });
+      continue;
+    }
+    if (step.handler && !notified.has(step.handlerId!)) continue;
+    try {
+      const op = operations.get(step.task.module)!;
+      const plan = op.plan(step.args, { facts: store, vars: {}, check, wantDiff: !!options.diff });
+      for (const [ref, value] of plan.effects ?? []) store.set(ref, value);
+      if (plan.commands.length && !(plan.changedWhen && 'always' in plan.changedWhen && !plan.changedWhen.always)) {
+        for (const n of step.notify) notified.add(n);
+      }
+      planned.push({ step, plan });
+    } catch (err) {
+      planError = { step, message: errorMessage(err) };
+      break;
+    }
+  }
+  if (program.error && !planError) planError = { step: undefined, message: program.error.message };
+
+  const eventFor = (p: Planned): Partial<TaskEvent> => ({
+    ...(p.plan?.diff ? { diff: p.plan.diff } : {}),
+    ...(p.plan?.commands.length ? { commands: p.plan.commands.map(displayCommand) } : {}),
+  });
+
+  if (check) {
+    for (const p of planned) {
+      if (p.step.skipped) report(p.step, 'skipped', p.step.skipped);
+      else if (p.plan!.commands.length && !(p.plan!.changedWhen && 'always' in p.plan!.changedWhen && !p.plan!.changedWhen.always)) report(p.step, 'changed', p.plan!.reason, eventFor(p));
+      else report(p.step, 'ok', p.plan!.reason, eventFor(p));
+    }
+    if (planError) failPlan(planError);
+    return finish();
+  }
+
+  // Round trip 2: the whole plan as one script. Steps that need nothing are reported ok at once.
+  const steps: ScriptStep[] = [];
+  for (const p of planned) {
+    if (p.step.skipped || !p.plan!.commands.length) continue;
+    steps.push({
+      id: p.step.index,
+      commands: p.plan!.commands,
+      changedWhen: p.plan!.changedWhen,
+      notify: p.step.notify,
+      ignoreErrors: p.step.task.ignoreErrors,
+      ...(p.step.handler ? { guard: p.step.handlerId! } : {}),
+    });
+  }
+  let records = new Map<number, ReturnType<typeof parseApplyRecords>['records'][number]>();
+  let scriptFailure: string | undefined;
+  if (steps.length) {
+    const applyNonce = newNonce();
+    try {
+      const result = await conn.run(applyScript(applyNonce, steps), { become, becomeUser: host.connection.becomeUser });
+      const parsed = parseApplyRecords(result.stdout, applyNonce);
+      records = new Map(parsed.records.map((r) => [r.id, r]));
+      const last = parsed.records[parsed.records.length - 1];
+      if (!parsed.complete && !(last && last.exitCode !== 0)) {
+        scriptFailure = `the apply script stopped (exit ${result.exitCode}${result.signal ? `, signal ${result.signal}` : ''}): ${result.stderr.trim().slice(-500)}`;
+      }
+    } catch (err) {
+      if (err instanceof UnreachableError) {
+        summary.unreachable = true;
+        summary.error = err.message;
+      } else scriptFailure = errorMessage(err);
+    }
+  }
+
+  let stopped = false;
+  for (const p of planned) {
+    if (stopped) break;
+    if (p.step.skipped) {
+      report(p.step, 'skipped', p.step.skipped);
+      continue;
+    }
+    if (!p.plan!.commands.length) {
+      report(p.step, 'ok', p.plan!.reason, eventFor(p));
+      continue;
+    }
+    const rec = records.get(p.step.index);
+    if (!rec) {
+      if (p.step.handler) continue; // its marker was gone: nothing to run
+      if (scriptFailure || summary.unreachable) {
+        report(p.step, 'failed', scriptFailure ?? summary.error ?? 'not run', { ...eventFor(p) });
+        summary.error ??= `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}): ${scriptFailure}`;
+      }
+      stopped = true;
+      continue;
+    }
+    if (rec.exitCode !== 0) {
+      const ev = { ...eventFor(p), exitCode: rec.exitCode, stdout: rec.stdout, stderr: rec.stderr };
+      report(p.step, 'failed', `exit code ${rec.exitCode}`, ev);
+      if (!p.step.task.ignoreErrors) {
+        summary.error = `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}) failed with exit code ${rec.exitCode}`;
+        stopped = true;
+      }
+      continue;
+    }
+    report(p.step, rec.changed ? 'changed' : 'ok', p.plan!.reason, { ...eventFor(p), ...(rec.stdout ? { stdout: rec.stdout } : {}) });
+  }
+  if (planError && !stopped) failPlan(planError);
+  return finish();
+
+  function failPlan(e: { step: ProgramStep | undefined; message: string }) {
+    if (e.step) report(e.step, 'failed', e.message);
+    else summary.failed++;
+    summary.error = e.step ? `${host.name}: task "${e.step.name}" (${e.step.task.file}:${e.step.task.line}): ${e.message}` : `${host.name}: ${e.message}`;
+  }
+}

@@ -1,0 +1,94 @@
+import Handlebars from 'handlebars';
+import { readFile } from 'node:fs/promises';
+import { VzsbError } from '../common/errors.js';
+
+/**
+ * Handlebars in strict mode: a missing variable is an error that names the template and line.
+ * Templates never HTML-escape (they render config files, not pages).
+ */
+export function createTemplating() {
+  const hb = Handlebars.create();
+  hb.registerHelper('json', (v: unknown) => new hb.SafeString(JSON.stringify(v)));
+  hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ', ') : String(list)));
+  hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
+  hb.registerHelper('ne', (a: unknown, b: unknown) => a !== b);
+  hb.registerHelper('and', (...args: unknown[]) => args.slice(0, -1).every(Boolean));
+  hb.registerHelper('or', (...args: unknown[]) => args.slice(0, -1).some(Boolean));
+  hb.registerHelper('not', (a: unknown) => !a);
+  hb.registerHelper('lines', (list: unknown) => (Array.isArray(list) ? list.join('\n') : String(list ?? '')));
+  const cache = new Map<string, HandlebarsTemplateDelegate>();
+
+  function compile(text: string, name: string): HandlebarsTemplateDelegate {
+    const key = `${name}\0${text}`;
+    let fn = cache.get(key);
+    if (!fn) {
+      fn = hb.compile(text, { strict: true, noEscape: true, knownHelpersOnly: false });
+      cache.set(key, fn);
+    }
+    return fn;
+  }
+
+  function render(text: string, vars: Record<string, unknown>, name: string): string {
+    try {
+      return compile(text, name)(vars);
+    } catch (err) {
+      throw templateError(err, name);
+    }
+  }
+
+  return {
+    render,
+    async renderFile(path: string, vars: Record<string, unknown>, displayName = path): Promise<string> {
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (err) {
+        throw new VzsbError('E_TEMPLATE', `template ${displayName} cannot be read: ${(err as Error).message}`);
+      }
+      return render(text, vars, displayName);
+    },
+  };
+}
+
+export type Templating = ReturnType<typeof createTemplating>;
+
+function templateError(err: unknown, name: string): VzsbError {
+  const message = err instanceof Error ? err.message : String(err);
+  // Handlebars strict mode: '"port" not defined in [object Object] - 3:10'; parse errors: 'Parse error on line 2:'
+  const missing = /^"([^"]+)" not defined in .* - (\d+):(\d+)/.exec(message);
+  if (missing) return new VzsbError('E_TEMPLATE', `${name}:${missing[2]}: variable "${missing[1]}" is not defined`);
+  const parse = /Parse error on line (\d+)/.exec(message);
+  if (parse) return new VzsbError('E_TEMPLATE', `${name}:${parse[1]}: ${message.split('\n').slice(-1)[0]}`);
+  return new VzsbError('E_TEMPLATE', `${name}: ${message}`);
+}
+
+/**
+ * Render every string inside a task's arguments. A string that is exactly one expression
+ * ("{{ list }}") keeps the value's type, as Ansible does.
+ */
+export function renderValue(t: Templating, value: unknown, vars: Record<string, unknown>, name: string): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('{{')) return value;
+    const whole = /^\{\{\s*([A-Za-z_][\w.]*)\s*\}\}$/.exec(value);
+    if (whole) {
+      const v = lookup(vars, whole[1]!);
+      if (v === undefined) throw new VzsbError('E_TEMPLATE', `${name}: variable "${whole[1]}" is not defined`);
+      return typeof v === 'string' ? renderValue(t, v, vars, name) : v;
+    }
+    return t.render(value, vars, name);
+  }
+  if (Array.isArray(value)) return value.map((v) => renderValue(t, v, vars, name));
+  if (value && typeof value === 'object' && !Buffer.isBuffer(value)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderValue(t, v, vars, name)]));
+  }
+  return value;
+}
+
+export function lookup(vars: Record<string, unknown>, path: string): unknown {
+  let cur: unknown = vars;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}

@@ -127,7 +127,7 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
       await cloneHost(layout, host, i, third, subnet, etcHosts, join(layout.hostKeysDir, host.name), runner);
     }
     await Promise.all(hosts.map((h) => startHost(layout, h.name, runner)));
-    await Promise.all(hosts.map((h) => waitForHost(layout, h, opts.readyTimeoutSec * 1000)));
+    await waitForHosts(layout, hosts, opts.readyTimeoutSec * 1000);
     log.info('lab.created', { hosts: hosts.length, subnet: subnet.cidr, durationMs: Math.round(performance.now() - started) });
     return lab;
   } catch (err) {
@@ -201,7 +201,7 @@ export async function startLabHost(lab: Lab, hostName: string, env: LabEnv & { r
   const host = findHost(lab, hostName);
   const layout = labLayout(lab.name, dirname(lab.dir));
   await startHost(layout, hostName, env.runner ?? run);
-  await waitForHost(layout, host, (env.readyTimeoutSec ?? 120) * 1000);
+  await waitForHosts(layout, [host], (env.readyTimeoutSec ?? 120) * 1000);
 }
 
 function findHost(lab: Lab, hostName: string): LabHost {
@@ -285,14 +285,19 @@ async function startHost(layout: LabLayout, name: string, runner: Runner): Promi
   }
 }
 
-async function waitForHost(layout: LabLayout, host: LabHost, timeoutMs: number): Promise<void> {
-  if (await waitForSshBanner(host.address, host.port, timeoutMs)) return;
-  const consoleTail = await tail(join(layout.lxcPath, host.name, 'console.log'), CONSOLE_TAIL_LINES);
-  throw new VzsbError(
-    'E_LAB_NOT_READY',
-    `lab ${layout.name}: host ${host.name} (${host.address}:${host.port}) did not answer with an SSH banner within ${Math.round(timeoutMs / 1000)} s; ` +
-      `last lines of its console log:\n${consoleTail || '(console log empty)'}`,
+/** Wait for all hosts at once; the error names every host that did not come up. */
+async function waitForHosts(layout: LabLayout, hosts: readonly LabHost[], timeoutMs: number): Promise<void> {
+  const ready = await Promise.all(hosts.map((h) => waitForSshBanner(h.address, h.port, timeoutMs)));
+  const down = hosts.filter((_, i) => !ready[i]);
+  if (down.length === 0) return;
+  const seconds = timeoutMs >= 10_000 ? String(Math.round(timeoutMs / 1000)) : (timeoutMs / 1000).toFixed(2);
+  const reports = await Promise.all(
+    down.map(async (h) => {
+      const consoleTail = await tail(join(layout.lxcPath, h.name, 'console.log'), CONSOLE_TAIL_LINES);
+      return `host ${h.name} (${h.address}:${h.port}) did not answer with an SSH banner within ${seconds} s; last lines of its console log:\n${consoleTail || '(console log empty)'}`;
+    }),
   );
+  throw new VzsbError('E_LAB_NOT_READY', `lab ${layout.name}: ${reports.join('\n')}`);
 }
 
 async function listContainers(lxcPath: string, runner: Runner): Promise<string[]> {

@@ -34,38 +34,37 @@ const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 const HOST_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const init = z.enum(['systemd', 'script']);
 
+const hostList = z
+  .array(
+    z
+      .object({
+        name: z.string().regex(HOST_NAME, 'a host name: a-z, 0-9, "-", starting with a letter, at most 31 characters'),
+        init: init.optional(),
+        nesting: z.boolean().optional(),
+      })
+      .strict(),
+  )
+  .min(1)
+  .max(200)
+  .superRefine((hosts, ctx) => {
+    const seen = new Set<string>();
+    hosts.forEach((h, i) => {
+      if (h.name === 'base') ctx.addIssue({ code: 'custom', path: [i, 'name'], message: '"base" is reserved for the lab base container' });
+      if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate host name "${h.name}"` });
+      seen.add(h.name);
+    });
+  });
+
 const schema = z
   .object({
     name: z.string().regex(NAME, 'a lab name: a-z, 0-9, "-", starting with a letter, at most 40 characters'),
-    hosts: z.union([
-      z.number().int().min(1).max(200),
-      z
-        .array(
-          z
-            .object({
-              name: z.string().regex(HOST_NAME, 'a host name: a-z, 0-9, "-", starting with a letter, at most 31 characters'),
-              init: init.optional(),
-              nesting: z.boolean().optional(),
-            })
-            .strict(),
-        )
-        .min(1)
-        .max(200),
-    ]),
+    // a count, or a list checked on its own below so that errors name the bad entry
+    hosts: z.union([z.number().int().min(1).max(200), z.array(z.unknown())]),
     init: init.optional(),
     nesting: z.boolean().optional(),
     readyTimeoutSec: z.number().positive().max(3600).optional(),
   })
-  .strict()
-  .superRefine((value, ctx) => {
-    if (typeof value.hosts === 'number') return;
-    const seen = new Set<string>();
-    value.hosts.forEach((h, i) => {
-      if (h.name === 'base') ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: '"base" is reserved for the lab base container' });
-      if (seen.has(h.name)) ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${h.name}"` });
-      seen.add(h.name);
-    });
-  });
+  .strict();
 
 export interface ResolvedHostSpec {
   name: string;
@@ -81,7 +80,10 @@ export interface ResolvedLabOptions {
 
 export function parseLabOptions(value: unknown): ResolvedLabOptions {
   const opts = parseInput(schema, value, 'lab options');
-  const specs: LabHostSpec[] = typeof opts.hosts === 'number' ? Array.from({ length: opts.hosts }, (_, i) => ({ name: `host${i + 1}` })) : opts.hosts;
+  const specs: LabHostSpec[] =
+    typeof opts.hosts === 'number'
+      ? Array.from({ length: opts.hosts }, (_, i) => ({ name: `host${i + 1}` }))
+      : parseInput(z.object({ hosts: hostList }), { hosts: opts.hosts }, 'lab options').hosts;
   const hosts = specs.map((h) => {
     const hostInit = h.init ?? opts.init ?? 'systemd';
     return { name: h.name, init: hostInit, nesting: hostInit === 'script' || (h.nesting ?? opts.nesting ?? false) };

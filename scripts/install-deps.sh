@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system packages and npm modules vzsandbox needs on this machine (Debian 12, as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PACKAGES=(lxc openssh-server openssh-client nftables debootstrap ansible-core tmux busybox-static
+          iproute2 bridge-utils sudo uidmap rsync cron procps)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The system sshd is not needed: tests and the lab start their own.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { VzsbError, errorMessage } from '../common/errors.js';
 import { parseInput } from '../common/validate.js';
 import { evaluateCondition } from './conditions.js';
@@ -52,8 +52,9 @@ export interface CompileOptions {
   templateDirs: string[];
 }
 
+/** Name of a handler's pending marker on the host: stable whatever directory vzsb runs from. */
 export function handlerId(play: Play, name: string): string {
-  return `${play.file}-${play.line}-${name}`.replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 200);
+  return `${basename(play.file)}-${name}`.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^[.-]+/, '').slice(0, 200);
 }
 
 export function hostVars(inventory: Inventory, host: InventoryHost, play: Play, extraVars: Record<string, unknown>): Record<string, unknown> {

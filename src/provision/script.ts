@@ -21,7 +21,7 @@ export function factsScript(nonce: string, refs: readonly FactRef[]): string {
     lines.push(`printf '\\n@@${nonce} ${i}\\n'`, `{ ${snippet}\n} || true`);
   };
   emit('os', factModules.get('os')!.command(''));
-  emit('pending', `ls -1 ${PENDING_DIR}`);
+  emit('pending', `ls -1A ${PENDING_DIR}`);
   refs.forEach((ref, i) => {
     const mod = factModules.get(ref.fact);
     if (!mod) throw new Error(`unknown fact module ${ref.fact}`);

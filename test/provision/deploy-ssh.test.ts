@@ -68,3 +68,80 @@ test.serial('a failing task names host, task, file:line, command, exit code and 
   t.regex(r.stdout, /boom/);
   t.notRegex(r.stdout, /never reached/);
 });
+
+test.serial('a restart notified in a failed run is still pending on the host and runs in the next run', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'vzsb-pb-'));
+  const pb = join(dir, 'pending.yaml');
+  writeFileSync(
+    pb,
+    [
+      '- hosts: all',
+      '  tasks:',
+      '    - name: config changes',
+      '      copy: { dest: /etc/vzsb-pending-test.conf, content: "v1\\n" }',
+      '      notify: restart thing',
+      '    - name: needs a flag file',
+      '      command: test -e /etc/vzsb-flag',
+      '      changed_when: false',
+      '  handlers:',
+      '    - name: restart thing',
+      '      command: "sh -c \'echo restarted >> /var/tmp/vzsb-restarts\'"',
+      '',
+    ].join('\n'),
+  );
+  const host = lab.hosts[1]!;
+  const inventory = labInventory({ targets: [host] });
+  const once = collectingReporter();
+  const failed = await deploy({ inventory, playbook: pb, reporter: once.reporter, ssh: { knownHostsFiles: [host.knownHostsFile] } });
+  t.is(failed.exitCode, 2);
+  t.is((await lab.ssh(host, 'cat /var/tmp/vzsb-restarts 2>/dev/null | wc -l')).stdout.trim(), '0', 'no restart after the failure');
+  await lab.ssh(host, 'touch /etc/vzsb-flag');
+  const again = collectingReporter();
+  const fixed = await deploy({ inventory, playbook: pb, reporter: again.reporter, ssh: { knownHostsFiles: [host.knownHostsFile] } });
+  t.is(fixed.exitCode, 0);
+  t.deepEqual(again.changed(host.name), ['restart thing'], 'only the pending handler changed');
+  t.is((await lab.ssh(host, 'cat /var/tmp/vzsb-restarts')).stdout, 'restarted\n');
+  const third = collectingReporter();
+  await deploy({ inventory, playbook: pb, reporter: third.reporter, ssh: { knownHostsFiles: [host.knownHostsFile] } });
+  t.deepEqual(third.changed(host.name), [], 'the handler is no longer pending');
+});
+
+test.serial('become through sudo as a non-root login user', async (t) => {
+  const host = { ...lab.hosts[2]!, user: 'admin' };
+  const inventory = labInventory({ targets: [host] }, { ansible_become: true });
+  const r = collectingReporter();
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const pb = join(mkdtempSync(join(tmpdir(), 'vzsb-pb-')), 'become.yaml');
+  writeFileSync(pb, '- hosts: all\n  tasks:\n    - copy: { dest: /root/by-become, content: "x\\n", mode: "0600" }\n');
+  const result = await deploy({ inventory, playbook: pb, reporter: r.reporter, ssh: { knownHostsFiles: [host.knownHostsFile] } });
+  t.is(result.exitCode, 0, JSON.stringify(r.hosts));
+  t.is((await lab.ssh(lab.hosts[2]!, 'stat -c %U:%a /root/by-become')).stdout.trim(), 'root:600');
+});
+
+test.serial('an unknown host key is refused unless new keys are accepted; a changed key is always refused', async (t) => {
+  const { mkdtempSync, writeFileSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const host = lab.hosts[3]!;
+  const inventory = labInventory({ targets: [host] });
+  const pb = join(mkdtempSync(join(tmpdir(), 'vzsb-pb-')), 'noop.yaml');
+  writeFileSync(pb, '- hosts: all\n  tasks:\n    - file: { path: /tmp, state: directory }\n');
+  const empty = join(mkdtempSync(join(tmpdir(), 'vzsb-kh-')), 'known_hosts');
+  writeFileSync(empty, '');
+  const refuse = collectingReporter();
+  const refused = await deploy({ inventory, playbook: pb, reporter: refuse.reporter, ssh: { knownHostsFiles: [empty], knownHostsWriteFile: empty } });
+  t.is(refused.exitCode, 4);
+  t.regex(refuse.hosts[0]!.error ?? '', /not in known_hosts.*--accept-new-host-keys/);
+  const accept = collectingReporter();
+  const accepted = await deploy({ inventory, playbook: pb, reporter: accept.reporter, ssh: { knownHostsFiles: [empty], knownHostsWriteFile: empty, acceptNewHostKeys: true } });
+  t.is(accepted.exitCode, 0);
+  t.regex(readFileSync(empty, 'utf8'), new RegExp(`^${host.address.replace(/\./g, '\\.')} ssh-ed25519 `));
+  // Same address, another key: refused even with accept-new.
+  writeFileSync(empty, `${host.address} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSz1bMUhzcRkAKd2oVgHd3C0D3u3TUkFgydLkz0Z5RO\n`);
+  const mitm = collectingReporter();
+  const mismatch = await deploy({ inventory, playbook: pb, reporter: mitm.reporter, ssh: { knownHostsFiles: [empty], knownHostsWriteFile: empty, acceptNewHostKeys: true } });
+  t.is(mismatch.exitCode, 4);
+  t.regex(mitm.hosts[0]!.error ?? '', /HOST KEY MISMATCH/);
+});

@@ -73,11 +73,12 @@ export function splitHostPort(key: string): { pattern: string; port: string | un
 
 function lastColonOutsideBrackets(text: string): number {
   let depth = 0;
-  for (let i = text.length - 1; i >= 0; i--) {
+  let last = -1;
+  for (let i = 0; i < text.length; i++) {
     const c = text[i];
-    if (c === ']') depth++;
-    else if (c === '[') depth--;
-    else if (c === ':' && depth === 0) return i;
+    if (c === '[') depth++;
+    else if (c === ']') depth = Math.max(0, depth - 1);
+    else if (c === ':' && depth === 0) last = i;
   }
-  return -1;
+  return last;
 }

@@ -6,7 +6,7 @@ import { InventoryError, childPath } from './errors.js';
 import { expandHostRange, splitHostPort } from './host-range.js';
 import type { Inventory, InventoryGroup, InventoryHost, ParseOptions, VarOrigin, VarsFile } from './types.js';
 import { layerOrigins, layerValues, mergeLayers, readVarsFile, readVarsNode, type VarLayer } from './var-layer.js';
-import { YamlSource, isMap, isNullNode, isScalar, isSeq, kindOf } from './yaml-source.js';
+import { YamlSource, isMap, isNullNode, isScalar, isSeq, kindOf, looksLikeIni } from './yaml-source.js';
 
 interface GroupDraft {
   name: string;
@@ -58,7 +58,8 @@ class InventoryBuilder {
     const root = this.src.root;
     if (isNullNode(root)) throw new InventoryError('empty inventory: expected a mapping of groups such as `all:`', this.where('', root));
     if (!isMap(root)) {
-      throw new InventoryError(`expected a mapping of groups such as \`all:\`, got ${kindOf(root)}`, this.where('', root));
+      const hint = looksLikeIni(this.src.text) ? ' (this looks like an INI inventory; vzsb reads the YAML inventory format only)' : '';
+      throw new InventoryError(`expected a mapping of groups such as \`all:\`, got ${kindOf(root)}${hint}`, this.where('', root));
     }
     for (const pair of root.items) {
       const name = this.src.keyText(pair);
@@ -96,8 +97,10 @@ class InventoryBuilder {
         case 'children':
           for (const [child, childNode, childAt] of this.entries(value, keyPath, pair, 'child groups')) {
             const childPathText = childPath(keyPath, child);
-            this.readGroup(child, childNode, childPathText, childAt);
+            if (child === '') throw new InventoryError('expected a group name, got an empty key', this.where(childPathText, childAt));
+            // Linked before its body is read, so a loop is reported where it closes.
             this.link(name, child, this.where(childPathText, childAt));
+            this.readGroup(child, childNode, childPathText, childAt);
           }
           break;
         case 'hosts':
@@ -323,10 +326,12 @@ function readFileLayers(
   const out = new Map<string, VarLayer>();
   for (const [name, list] of Object.entries(files ?? {})) {
     if (!known.has(name) && !alsoKnown.includes(name)) {
-      warnings.push(`${list.map((f) => f.source).join(', ')}: ${dir}/${name} matches no ${dir === 'group_vars' ? 'group' : 'host'} in the inventory; ignored`);
+      const what = dir === 'group_vars' ? 'group' : 'host';
+      warnings.push(`${list.map((f) => f.source).join(', ')}: no ${what} "${name}" in the inventory; ignored`);
       continue;
     }
     out.set(name, mergeLayers(list.map(readVarsFile)));
   }
   return out;
 }
+

@@ -12,11 +12,13 @@ import type { Inventory, InventoryHost } from './types.js';
  * pattern made only of `&`/`!` terms starts from `all`.
  *
  * A term that matches no host and no group is an error naming it (Ansible's "Could not match
- * supplied host pattern", made fatal). The result is in inventory order; the implicit localhost
+ * supplied host pattern", made fatal), and so is an empty pattern (Ansible would take `all`). The result is in inventory order; the implicit localhost
  * (see Inventory.implicitHosts) comes last when a term names it.
  */
 export function selectHosts(inventory: Inventory, pattern: string): string[] {
-  const terms = orderTerms(splitPattern(pattern));
+  const split = splitPattern(pattern);
+  if (split.length === 0) throw new InventoryError('empty host pattern', { source: inventory.source });
+  const terms = orderTerms(split);
   let selected: string[] = [];
   for (const term of terms) {
     const op = term[0] === '&' || term[0] === '!' ? term[0] : '';

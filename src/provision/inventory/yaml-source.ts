@@ -10,9 +10,10 @@ import {
   type Node,
   type Pair,
   type ScalarTag,
+  type Tags,
   type YAMLMap,
 } from 'yaml';
-import { InventoryError } from './errors.js';
+import { InventoryError, childPath } from './errors.js';
 
 /**
  * A parsed YAML (or JSON) file that still knows where each node came from, so that errors can
@@ -21,11 +22,13 @@ import { InventoryError } from './errors.js';
  */
 export class YamlSource {
   readonly source: string;
+  readonly text: string;
   readonly doc: Document.Parsed;
   private readonly lines: LineCounter;
 
   constructor(text: string, source: string) {
     this.source = source;
+    this.text = text;
     this.lines = new LineCounter();
     this.doc = parseDocument(text, {
       version: '1.1',
@@ -33,15 +36,17 @@ export class YamlSource {
       uniqueKeys: true,
       prettyErrors: false,
       lineCounter: this.lines,
-      // Dates stay strings (PyYAML makes them dates, which Ansible prints back as the same text).
-      customTags: (tags) => [...tags.filter((t) => t !== 'timestamp' && (typeof t === 'string' || t.tag !== 'tag:yaml.org,2002:timestamp')), unsafeTag, vaultTag],
+      customTags: pyyamlTags,
     });
     const first = this.doc.errors[0];
     if (first) {
+      const dup = first.code === 'DUPLICATE_KEY' ? findDuplicate(this.doc, first.pos[0]) : undefined;
+      if (dup) {
+        throw new InventoryError(`duplicate key ${JSON.stringify(dup.key)}`, { source, path: dup.path, line: this.lines.linePos(dup.offset).line });
+      }
       const line = this.lines.linePos(first.pos[0]).line;
-      const dup = /Map keys must be unique/.test(first.message);
-      const text = dup ? `duplicate key ${quoteKeyAt(this.doc, first.pos[0])}` : firstLine(first.message);
-      throw new InventoryError(`invalid YAML: ${text}`, { source, line });
+      const hint = looksLikeIni(text) ? ' (this looks like an INI inventory; vzsb reads the YAML inventory format only)' : '';
+      throw new InventoryError(`invalid YAML: ${firstLine(first.message)}${hint}`, { source, line });
     }
   }
 
@@ -105,26 +110,49 @@ function firstLine(message: string): string {
   return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }
 
-function quoteKeyAt(doc: Document.Parsed, offset: number): string {
-  // The error points at the repeated key; read its text for the message.
-  let found = '';
-  const visit = (node: unknown): void => {
-    if (found || !node || typeof node !== 'object') return;
+/** The repeated key the parser complained about: the first repeat at or after its offset. */
+function findDuplicate(doc: Document.Parsed, offset: number): { key: string; path: string; offset: number } | undefined {
+  let best: { key: string; path: string; offset: number } | undefined;
+  const visit = (node: unknown, path: string): void => {
     if (isMap(node)) {
+      const seen = new Set<string>();
       for (const pair of node.items) {
         const key = pair.key as Node | null;
-        if (key && isScalar(key) && key.range && key.range[0] === offset) {
-          found = JSON.stringify(String(key.value));
-          return;
+        const text = key && isScalar(key) ? String(key.value) : '';
+        const start = key?.range?.[0];
+        if (seen.has(text) && start !== undefined && start >= offset && (!best || start < best.offset)) {
+          best = { key: text, path: childPath(path, text), offset: start };
         }
-        visit(pair.value);
+        seen.add(text);
+        visit(pair.value, childPath(path, text));
       }
     } else if (isSeq(node)) {
-      for (const item of node.items) visit(item);
+      node.items.forEach((item, i) => visit(item, `${path}[${i}]`));
     }
   };
-  visit(doc.contents);
-  return found || '(repeated)';
+  visit(doc.contents, '');
+  return best;
+}
+
+/**
+ * Adjust YAML 1.1 to what PyYAML (and so Ansible) does: only yes/no, true/false, on/off are
+ * booleans (not y/n); dates stay strings (PyYAML makes dates, which Ansible prints back as the
+ * same text).
+ */
+function pyyamlTags(tags: Tags): Tags {
+  const dropped = new Set(['tag:yaml.org,2002:timestamp', 'tag:yaml.org,2002:bool']);
+  const kept = tags.filter((t) => typeof t === 'string' ? t !== 'timestamp' && t !== 'bool' : !dropped.has(t.tag));
+  return [...kept, boolTag(true, /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/), boolTag(false, /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/), unsafeTag, vaultTag];
+}
+
+function boolTag(value: boolean, test: RegExp): ScalarTag {
+  return {
+    identify: (v: unknown) => v === value,
+    default: true,
+    tag: 'tag:yaml.org,2002:bool',
+    test,
+    resolve: () => value as unknown as string,
+  };
 }
 
 /** `!unsafe` marks a string Ansible must not template; for an inventory it is just the string. */
@@ -141,3 +169,9 @@ const vaultTag: ScalarTag = {
   tag: '!vault',
   resolve: (value: string) => ({ __ansible_vault: value }) as unknown as string,
 };
+
+/** An INI inventory starts with a `[group]` line. */
+export function looksLikeIni(text: string): boolean {
+  const first = text.split('\n').find((l) => l.trim() !== '' && !/^\s*[#;]/.test(l));
+  return first !== undefined && /^\s*\[[^\]]+\]\s*$/.test(first);
+}

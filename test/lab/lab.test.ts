@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
+import { labInventoryYaml } from '../../src/lab/inventory.js';
 import { readBanner } from '../../src/lab/ready.js';
 import { sshArgs, useLab } from '../helpers/lab.js';
 
@@ -87,4 +88,14 @@ test('an unreachable host (wrong port) is refused', async (t) => {
   const r = await fixture.ssh(broken, 'true');
   t.is(r.exitCode, 255);
   t.regex(r.stderr, /Connection refused/);
+});
+
+test('ansible reaches every host through the lab inventory, verifying host keys', async (t) => {
+  const inventory = join(tmpdir(), `lab-inventory-${randomBytes(4).toString('hex')}.yaml`);
+  await writeFile(inventory, labInventoryYaml(fixture.lab));
+  t.teardown(() => run('rm', ['-f', inventory]));
+  const env = { ...process.env, ANSIBLE_HOST_KEY_CHECKING: 'True', ANSIBLE_NOCOLOR: '1', ANSIBLE_LOCAL_TEMP: tmpdir() };
+  const r = await run('ansible', ['-i', inventory, 'lab', '-e', 'ansible_user=admin', '--become', '-m', 'shell', '-a', 'echo $SUDO_USER $(id -u)', '-o'], { env, timeoutMs: 120_000 });
+  t.is(r.exitCode, 0, r.stdout + r.stderr);
+  for (const h of fixture.hosts) t.regex(r.stdout, new RegExp(`^${h.name} \\| CHANGED \\| rc=0 \\| \\(stdout\\) admin 0$`, 'm'));
 });

@@ -34,7 +34,7 @@ async function loadInto(path: string, options: LoadOptions, plays: Play[], stack
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line ?? 0;
+    const line = lines.linePos(e.pos[0]).line;
     throw new VzsbError('E_PLAYBOOK', `${shown}:${line}: ${e.message.split('\n')[0]}`);
   }
   const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : 0);

@@ -1,0 +1,28 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTemplating, renderValue } from '../../src/provision/templating.js';
+
+test('renders without HTML escaping, with helpers', (t) => {
+  const tpl = createTemplating();
+  t.is(tpl.render('a={{a}} <{{join list ","}}> {{json obj}}', { a: '"&<', list: [1, 2], obj: { k: 1 } }, 'x'), 'a="&< <1,2> {"k":1}');
+});
+
+test('a missing variable names the template and line', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'vzsb-tpl-'));
+  writeFileSync(join(dir, 'c.hbs'), 'line1\nport = {{port}}\n');
+  const tpl = createTemplating();
+  await t.throwsAsync(tpl.renderFile(join(dir, 'c.hbs'), {}, 'c.hbs'), { message: 'c.hbs:2: variable "port" is not defined' });
+});
+
+test('a syntax error names the template and line', (t) => {
+  t.throws(() => createTemplating().render('a\n{{#if x}}\n', { x: 1 }, 'broken.hbs'), { message: /^broken\.hbs:\d+: / });
+});
+
+test('a lone expression keeps the type; nested values are rendered', (t) => {
+  const tpl = createTemplating();
+  const vars = { pkgs: ['a', 'b'], port: 22, name: 'x', ref: '{{name}}-y' };
+  t.deepEqual(renderValue(tpl, { name: '{{ pkgs }}', port: '{{port}}', s: 'p={{port}}', ref: '{{ref}}' }, vars, 't'), { name: ['a', 'b'], port: 22, s: 'p=22', ref: 'x-y' });
+  t.throws(() => renderValue(tpl, '{{ nope }}', vars, 'task'), { message: 'task: variable "nope" is not defined' });
+});

@@ -1,0 +1,42 @@
+import type { OperationCase } from './types.js';
+
+const vzsb = (over: Record<string, unknown> = {}) => ({
+  exists: true,
+  uid: 990,
+  gid: 990,
+  group: 'vzsb',
+  groups: ['adm'],
+  comment: 'vzsandbox',
+  home: '/var/lib/vzsb',
+  shell: '/usr/sbin/nologin',
+  locked: true,
+  ...over,
+});
+
+export const cases: OperationCase[] = [
+  {
+    name: 'new system user with all fields',
+    op: 'user',
+    args: { name: 'vzsb', uid: 990, group: 'vzsb', groups: ['adm', 'lxc'], comment: 'vzsandbox daemons', home: '/var/lib/vzsb', shell: '/usr/sbin/nologin', system: true, create_home: false },
+    facts: { 'user:vzsb': { exists: false } },
+    commands: [{ kind: 'shell', script: "useradd -u 990 -g vzsb -G adm,lxc -c 'vzsandbox daemons' -d /var/lib/vzsb -s /usr/sbin/nologin -r -M vzsb" }],
+    reason: 'create user vzsb',
+    effects: { 'user:vzsb': { exists: true, uid: 990, gid: -1, group: 'vzsb', groups: ['adm', 'lxc'], comment: 'vzsandbox daemons', home: '/var/lib/vzsb', shell: '/usr/sbin/nologin', locked: true } },
+  },
+  { name: 'new user, defaults: home created', op: 'user', args: { name: 'student1' }, facts: { 'user:student1': { exists: false } }, commands: [{ kind: 'shell', script: 'useradd -m student1' }] },
+  { name: 'new user with password unlocked', op: 'user', args: { name: 'student1', password_lock: false }, facts: { 'user:student1': { exists: false } }, commands: [{ kind: 'shell', script: 'useradd -m student1\nusermod -U student1' }] },
+  { name: 'existing user, same fields -> nothing', op: 'user', args: { name: 'vzsb', uid: 990, group: 'vzsb', groups: ['adm'], shell: '/usr/sbin/nologin', home: '/var/lib/vzsb', password_lock: true }, facts: { 'user:vzsb': vzsb() }, commands: [], reason: 'up to date' },
+  { name: 'shell and uid changed -> one usermod', op: 'user', args: { name: 'vzsb', uid: 991, shell: '/usr/local/bin/vzsb-shell' }, facts: { 'user:vzsb': vzsb() }, commands: [{ kind: 'shell', script: 'usermod -u 991 -s /usr/local/bin/vzsb-shell vzsb' }], effects: { 'user:vzsb': vzsb({ uid: 991, shell: '/usr/local/bin/vzsb-shell' }) } },
+  { name: 'groups without append: exactly these', op: 'user', args: { name: 'vzsb', groups: ['lxc'] }, facts: { 'user:vzsb': vzsb() }, commands: [{ kind: 'shell', script: 'usermod -G lxc vzsb' }], reason: '+lxc -adm' },
+  { name: 'groups with append: only the missing ones', op: 'user', args: { name: 'vzsb', groups: ['lxc', 'adm'], append: true }, facts: { 'user:vzsb': vzsb() }, commands: [{ kind: 'shell', script: 'usermod -a -G lxc vzsb' }], effects: { 'user:vzsb': vzsb({ groups: ['adm', 'lxc'] }) } },
+  { name: 'groups with append, all there -> nothing', op: 'user', args: { name: 'vzsb', groups: 'adm', append: true }, facts: { 'user:vzsb': vzsb() }, commands: [] },
+  { name: 'the primary group in groups is not a change', op: 'user', args: { name: 'vzsb', groups: ['vzsb', 'adm'] }, facts: { 'user:vzsb': vzsb() }, commands: [] },
+  { name: 'home moved', op: 'user', args: { name: 'vzsb', home: '/srv/vzsb', move_home: true }, facts: { 'user:vzsb': vzsb() }, commands: [{ kind: 'shell', script: 'usermod -d /srv/vzsb -m vzsb' }] },
+  { name: 'password lock', op: 'user', args: { name: 'vzsb', password_lock: true }, facts: { 'user:vzsb': vzsb({ locked: false }) }, commands: [{ kind: 'shell', script: 'usermod -L vzsb' }] },
+  { name: 'absent when present, with remove', op: 'user', args: { name: 'vzsb', state: 'absent', remove: true }, facts: { 'user:vzsb': vzsb() }, commands: [{ kind: 'shell', script: 'userdel -r vzsb' }], effects: { 'user:vzsb': { exists: false } } },
+  { name: 'absent when absent -> nothing', op: 'user', args: { name: 'vzsb', state: 'absent' }, facts: { 'user:vzsb': { exists: false } }, commands: [], reason: 'does not exist' },
+  { name: 'bad user name names the field', op: 'user', args: { name: 'Root User' }, error: 'name: a user or group name' },
+  { name: 'relative shell rejected', op: 'user', args: { name: 'vzsb', shell: 'bash' }, error: 'shell: .*absolute path' },
+  { name: 'bad supplementary group names the index', op: 'user', args: { name: 'vzsb', groups: ['adm', 'a:b'] }, error: 'groups\\[1\\]' },
+  { name: 'comment with a colon rejected', op: 'user', args: { name: 'vzsb', comment: 'a:b' }, error: 'comment: no ":"' },
+];

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VzsbError, errorMessage } from '../common/errors.js';
-import { run, runChecked, type Runner } from '../common/exec.js';
+import { commandError, run, runChecked, type Runner } from '../common/exec.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { ensureRootfs } from '../common/rootfs.js';
 import { BASE_CONTAINER, createBase } from './base.js';
@@ -184,8 +184,13 @@ export async function pruneStaleLabs(env: LabEnv = {}): Promise<string[]> {
   for (const name of await listLabs(env)) {
     const lab = await readLab(name, env).catch(() => undefined);
     if (!lab?.ownerPid || processAlive(lab.ownerPid)) continue;
-    await destroyLab(name, env);
-    pruned.push(name);
+    // best effort: another process may be pruning the same lab right now
+    try {
+      await destroyLab(name, env);
+      pruned.push(name);
+    } catch (err) {
+      (env.logger ?? silentLogger).warn('lab.prune_failed', { lab: name, error: errorMessage(err) });
+    }
   }
   return pruned;
 }
@@ -309,7 +314,9 @@ async function listContainers(lxcPath: string, runner: Runner): Promise<string[]
 async function destroyContainer(lxcPath: string, name: string, runner: Runner): Promise<void> {
   // -k: a lab host holds nothing worth a clean shutdown, and SIGKILL of its init is instant
   await runner('lxc-stop', ['-P', lxcPath, '-n', name, '-k']);
-  await runChecked('lxc-destroy', ['-P', lxcPath, '-n', name], {}, runner);
+  const result = await runner('lxc-destroy', ['-P', lxcPath, '-n', name]);
+  // gone already (destroyed by a concurrent destroyLab) is what we wanted
+  if (result.failed && existsSync(join(lxcPath, name, 'config'))) throw commandError(result);
 }
 
 async function tail(file: string, lines: number): Promise<string> {

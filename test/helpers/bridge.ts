@@ -24,6 +24,9 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
   };
   await remove(); // leftovers of a killed run
   await runChecked('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
+  // A fixed MAC: a bridge without one takes the lowest of its ports' MACs, so it changes as
+  // containers come and go and the containers' cached gateway MAC goes stale.
+  await runChecked('ip', ['link', 'set', name, 'address', `02:42:0a:e7:${index.toString(16).padStart(2, '0')}:01`]);
   await runChecked('ip', ['addr', 'add', `10.231.${index}.1/24`, 'dev', name]);
   await runChecked('ip', ['link', 'set', name, 'up']);
   const rules = `table inet ${table} {

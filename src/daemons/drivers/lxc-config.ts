@@ -153,9 +153,9 @@ export function detectCgroupVersion(cgroupRoot = '/sys/fs/cgroup'): CgroupVersio
   return existsSync(join(cgroupRoot, 'cgroup.controllers')) ? 2 : 1;
 }
 
-/** The kernel's own mapping of cpu.shares onto cpu.weight (as systemd and runc do it). */
+/** cpu.shares onto cpu.weight with the integer formula runc and crun use. */
 export function sharesToWeight(shares: number): number {
-  return Math.round(1 + ((shares - 2) * 9999) / 262142);
+  return 1 + Math.floor(((shares - 2) * 9999) / 262142);
 }
 
 export function limitKeys(limits: LxcLimits, version: CgroupVersion): [string, string][] {

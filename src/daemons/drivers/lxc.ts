@@ -32,6 +32,8 @@ export interface LxcDriverDeps {
   cgroupRoot?: string;
   /** overrides detection of the cgroup version used for limit keys */
   cgroupVersion?: CgroupVersion;
+  /** the host's /sys/class/net */
+  sysClassNet?: string;
   /** progress lines while the base is built (first prepare only) */
   progress?: (line: string) => void;
 }
@@ -84,6 +86,7 @@ export class LxcDriver implements ContainerDriver {
   private readonly cgroupRoot: string;
   private readonly cgroupVersion: CgroupVersion;
   private readonly progress: ((line: string) => void) | undefined;
+  private readonly sysClassNet: string;
   private preparing: Promise<void> | undefined;
 
   constructor(deps: LxcDriverDeps) {
@@ -94,6 +97,7 @@ export class LxcDriver implements ContainerDriver {
     this.cgroupRoot = deps.cgroupRoot ?? '/sys/fs/cgroup';
     this.cgroupVersion = deps.cgroupVersion ?? detectCgroupVersion(this.cgroupRoot);
     this.progress = deps.progress;
+    this.sysClassNet = deps.sysClassNet ?? '/sys/class/net';
   }
 
   private get packages(): string[] {
@@ -120,6 +124,9 @@ export class LxcDriver implements ContainerDriver {
     return [
       '# vzsandbox base container: clones are made from it; it is never started',
       'lxc.include = /usr/share/lxc/config/common.conf',
+      // lxcfs is not used; its post-stop hook sleeps 0.5 s on every stop, which a reset cannot afford.
+      'lxc.hook.mount =',
+      'lxc.hook.post-stop =',
       'lxc.arch = linux64',
       `lxc.uts.name = ${this.config.baseName}`,
       `lxc.rootfs.path = dir:${join(base, 'rootfs')}`,
@@ -140,6 +147,7 @@ export class LxcDriver implements ContainerDriver {
   }
 
   private async prepareBase(): Promise<void> {
+    await this.checkBridge();
     const base = this.dir(this.config.baseName);
     const hash = this.baseDefinitionHash();
     const current = await readFile(join(base, HASH_FILE), 'utf8').catch(() => '');
@@ -171,6 +179,22 @@ export class LxcDriver implements ContainerDriver {
       await rename(building, base);
     }
     this.log.info('base_built', { base: this.config.baseName, durationMs: Math.round(performance.now() - started) });
+  }
+
+  /**
+   * The bridge is deployment's; it must exist. Without a fixed MAC a Linux bridge takes the
+   * lowest MAC of its ports, which changes as clones come and go: containers then keep
+   * sending to a stale gateway MAC and sshd answers late (seen as 1-2 s stalls).
+   */
+  private async checkBridge(): Promise<void> {
+    const sys = join(this.sysClassNet, this.config.bridge);
+    const assign = await readFile(join(sys, 'addr_assign_type'), 'utf8').catch(() => undefined);
+    if (assign === undefined || !existsSync(join(sys, 'bridge'))) {
+      throw driverError('E_DRIVER_RUNTIME', `bridge ${this.config.bridge} does not exist on this host (deployment creates it)`);
+    }
+    if (assign.trim() !== '3') {
+      this.log.warn('bridge_mac_not_fixed', { bridge: this.config.bridge, hint: 'set a fixed MAC address on the bridge' });
+    }
   }
 
   async list(): Promise<ContainerInfo[]> {
@@ -228,7 +252,9 @@ export class LxcDriver implements ContainerDriver {
     const address = containerAddress(this.config, id);
     // From the first start on, the student owns the upper layer's contents.
     await rm(join(dir, PRISTINE_MARKER), { force: true });
+    const t0 = performance.now();
     const result = await this.lxc('lxc-start', ['-n', id, '-d', '-o', join(dir, 'lxc.log'), '-l', 'WARN']);
+    const t1 = performance.now();
     if (result.failed && !/already running/i.test(result.stderr)) {
       await this.must(result, 'E_DRIVER_RUNTIME', `starting ${id}`);
     }
@@ -238,6 +264,7 @@ export class LxcDriver implements ContainerDriver {
       what: `container ${id}`,
       giveUp: async () => ((await this.state(id)) === 'RUNNING' ? undefined : `the container stopped (see ${join(dir, 'lxc.log')})`),
     });
+    this.log.debug('container_started', { container: id, lxcStartMs: Math.round(t1 - t0), sshReadyMs: Math.round(performance.now() - t1) });
   }
 
   async stop(id: string): Promise<void> {

@@ -1,6 +1,8 @@
 import { connect } from 'node:net';
 import { VzsbError } from '../../common/errors.js';
 
+const CONNECT_TIMEOUT_MS = 150;
+
 export interface WaitForSshOptions {
   host: string;
   port?: number;
@@ -13,7 +15,7 @@ export interface WaitForSshOptions {
 
 /**
  * Resolve once something at host:port accepts a TCP connection and greets with an SSH
- * banner ("SSH-2.0-..."). Polls with backoff (5 ms doubling to 100 ms), never longer than
+ * banner ("SSH-2.0-..."). Polls with backoff (5 ms doubling to 50 ms), never longer than
  * timeoutMs in total, then fails with an error naming the address and the last failure.
  */
 export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
@@ -23,7 +25,7 @@ export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
   let lastError = 'no attempt';
   for (let attempt = 1; ; attempt++) {
     const left = deadline - performance.now();
-    const outcome = await probeBanner(options.host, port, Math.max(50, Math.min(1000, left)));
+    const outcome = await probeBanner(options.host, port, Math.max(50, Math.min(2000, left)));
     if (outcome === true) return;
     lastError = outcome;
     if (options.giveUp && attempt % 8 === 0) {
@@ -34,21 +36,32 @@ export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
       throw new VzsbError('E_DRIVER_RUNTIME', `${options.what}: sshd at ${options.host}:${port} did not answer within ${options.timeoutMs} ms (${lastError})`);
     }
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(100, delay * 2);
+    delay = Math.min(50, delay * 2);
   }
 }
 
-/** true when an SSH banner arrived, else a short reason. */
+/**
+ * true when an SSH banner arrived, else a short reason. The connect is given little time:
+ * on a local bridge a listening sshd answers a SYN in well under a millisecond, and a SYN
+ * lost while the container's interface was still coming up would otherwise wait for the
+ * kernel's 1 s retransmission. Once connected, the banner may take longer on a busy host.
+ */
 function probeBanner(host: string, port: number, timeoutMs: number): Promise<true | string> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     let received = '';
+    let timer: NodeJS.Timeout;
     const done = (result: true | string) => {
       clearTimeout(timer);
       socket.destroy();
       resolve(result);
     };
-    const timer = setTimeout(() => done(`no banner within ${Math.round(timeoutMs)} ms`), timeoutMs);
+    const connectMs = Math.min(CONNECT_TIMEOUT_MS, timeoutMs);
+    timer = setTimeout(() => done(`no TCP answer within ${connectMs} ms`), connectMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => done(`no banner within ${Math.round(timeoutMs)} ms`), timeoutMs);
+    });
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       received += chunk;

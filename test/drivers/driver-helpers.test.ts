@@ -1,0 +1,119 @@
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, runChecked } from '../../src/common/exec.js';
+import { parseInput } from '../../src/common/validate.js';
+import {
+  cloneConfigBlock,
+  containerAddress,
+  containerMac,
+  limitKeys,
+  lxcDriverConfigSchema,
+  overlayUpperDir,
+  sharesToWeight,
+  stripOwnedKeys,
+} from '../../src/daemons/drivers/lxc-config.js';
+import { cgroupPathOf } from '../../src/daemons/drivers/lxc.js';
+import { fingerprint, generateHostKey } from '../../src/daemons/drivers/ssh-hostkey.js';
+import { isSshSessionCmdline } from '../../src/daemons/drivers/ssh-sessions.js';
+
+const valid = {
+  bridge: 'vzsbr0',
+  subnet: '10.231.0.0/24',
+  gateway: '10.231.0.1',
+  firstAddress: '10.231.0.10',
+  lastAddress: '10.231.0.250',
+};
+
+test('config: defaults fill in; the result is a usable driver config', (t) => {
+  const c = parseInput(lxcDriverConfigSchema, valid, 'hypervisor.yaml');
+  t.is(c.prefix, 'vzsb-');
+  t.is(c.lxcPath, '/var/lib/lxc');
+  t.is(c.baseName, 'vzsb-base');
+  t.deepEqual(c.limits, {});
+  t.is(containerAddress(c, 'vzsb-0000'), '10.231.0.10');
+  t.is(containerAddress(c, 'vzsb-0007'), '10.231.0.17');
+  t.is(containerAddress(c, 'vzsb-240'), '10.231.0.250');
+  t.throws(() => containerAddress(c, 'vzsb-241'), { message: /beyond the address range/ });
+  t.throws(() => containerAddress(c, 'vzsb-x1'), { message: /expected "vzsb-" followed by digits/ });
+});
+
+test('config: bad fields are named by their dotted path', (t) => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ ...valid, gateway: '10.9.0.1' }, /gateway: expected an address inside 10\.231\.0\.0\/24/],
+    [{ ...valid, lastAddress: '10.231.0.5' }, /lastAddress: expected an address not below firstAddress/],
+    [{ ...valid, gateway: '10.231.0.20' }, /gateway: expected an address outside/],
+    [{ ...valid, bridge: 'a-very-long-bridge-name' }, /bridge: expected an interface name/],
+    [{ ...valid, limits: { memoryMiB: 'lots' } }, /limits\.memoryMiB: expected number, got "lots"/],
+    [{ ...valid, limits: { cpu: 3 } }, /limits: unknown field cpu/],
+    [{ ...valid, subnet: '10.231.0.0' }, /subnet: expected an IPv4 network/],
+    [{ ...valid, baseName: 'vzsb-01' }, /baseName: expected a name that is not a container id/],
+    [{ ...valid, packages: ['ok', 'Bad Name'] }, /packages\[1\]: expected a Debian package name/],
+  ];
+  for (const [input, message] of cases) {
+    t.throws(() => parseInput(lxcDriverConfigSchema, input, 'hypervisor.yaml'), { message }, JSON.stringify(input));
+  }
+});
+
+test('config: limit keys for cgroup v1 and v2', (t) => {
+  const limits = { memoryMiB: 256, cpuShares: 1024, pidsMax: 100 };
+  t.deepEqual(limitKeys(limits, 1), [
+    ['lxc.cgroup.memory.limit_in_bytes', '268435456'],
+    ['lxc.cgroup.cpu.shares', '1024'],
+    ['lxc.cgroup.pids.max', '100'],
+  ]);
+  t.deepEqual(limitKeys(limits, 2), [
+    ['lxc.cgroup2.memory.max', '268435456'],
+    ['lxc.cgroup2.cpu.weight', '39'],
+    ['lxc.cgroup2.pids.max', '100'],
+  ]);
+  t.is(sharesToWeight(2), 1);
+  t.is(sharesToWeight(262144), 10000);
+  t.deepEqual(limitKeys({}, 1), []);
+});
+
+test('config: re-applying the clone block replaces the owned keys, keeps the rest', (t) => {
+  const c = parseInput(lxcDriverConfigSchema, { ...valid, limits: { pidsMax: 64 } }, 'x');
+  const fromCopy = 'lxc.include = /usr/share/lxc/config/common.conf\nlxc.net.0.hwaddr = 00:16:3e:aa:bb:cc\nlxc.rootfs.path = overlay:/b/rootfs:/c/overlay/delta\nlxc.uts.name = vzsb-3\n';
+  const once = stripOwnedKeys(fromCopy) + cloneConfigBlock(c, 'vzsb-3', 1);
+  const twice = stripOwnedKeys(once) + cloneConfigBlock(c, 'vzsb-3', 1);
+  t.is(twice, once);
+  t.regex(once, /^lxc\.net\.0\.hwaddr = 02:56:0a:e7:00:0d$/m);
+  t.notRegex(once, /00:16:3e/);
+  t.regex(once, /^lxc\.net\.0\.ipv4\.address = 10\.231\.0\.13\/24$/m);
+  t.regex(once, /^lxc\.net\.0\.ipv4\.gateway = 10\.231\.0\.1$/m);
+  t.regex(once, /^lxc\.cgroup\.pids\.max = 64$/m);
+  t.is(overlayUpperDir(once), '/c/overlay/delta');
+  t.is(overlayUpperDir('lxc.rootfs.path = dir:/x/rootfs\n'), undefined);
+  t.is(containerMac('10.231.0.13'), '02:56:0a:e7:00:0d');
+});
+
+test('cgroup path of a process, v1 pids controller and v2 unified', (t) => {
+  const membership = '12:pids:/lxc.payload.a\n4:memory:/lxc.payload.a\n1:name=systemd:/x\n0::/lxc.payload.b\n';
+  t.is(cgroupPathOf(membership, 1), '/lxc.payload.a');
+  t.is(cgroupPathOf(membership, 2), '/lxc.payload.b');
+  t.is(cgroupPathOf('', 1), undefined);
+});
+
+test('ssh session titles: sessions count, listener and pre-auth do not', (t) => {
+  for (const s of ['sshd: root@pts/0', 'sshd: root@notty', 'sshd: alice@pts/1,pts/2', 'sshd-session: root@pts/3']) {
+    t.true(isSshSessionCmdline(s + '\0\0\0'), s);
+  }
+  for (const s of ['sshd: /usr/sbin/sshd -D -e [listener] 0 of 10-100 startups', 'sshd: root [priv]', 'sshd: unknown [preauth]', '/usr/sbin/sshd\0-D', 'bash\0-c\0sshd: root@pts/0', '']) {
+    t.false(isSshSessionCmdline(s), s);
+  }
+});
+
+test('host keys: fresh per call, fingerprint equals ssh-keygen -lf', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vzsb-hostkey-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = await generateHostKey(run, dir, 'root@a');
+  const b = await generateHostKey(run, dir, 'root@b');
+  t.not(a.publicKey, b.publicKey);
+  t.regex(a.privateKey, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+  t.regex(a.publicKey, /^ssh-ed25519 \S+ root@a$/);
+  const listed = await runChecked('ssh-keygen', ['-lf', '-'], { input: a.publicKey + '\n' });
+  t.is(listed.stdout.split(' ')[1], fingerprint(a.publicKey));
+  t.throws(() => fingerprint('ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ'), { message: /does not match its type/ });
+});

@@ -189,3 +189,15 @@ test('the skeleton inventory.example.yaml parses into the vzsandbox role groups'
   t.true(inv.groups.has('gateways'));
   t.true((await readFile(path, 'utf8')).includes('hyp[01:02]'));
 });
+
+test('warnings for what Ansible accepts but is probably a mistake', (t) => {
+  const text = 'web-servers:\n  hosts:\n    h:\ndb:\n  hosts:\n    "h:2200":\n    web-servers:\n';
+  const inv = parseInventory(text, { source: 'w.yaml', baseDir: '/', hostVars: { nosuch: [{ source: 'host_vars/nosuch.yml', text: 'a: 1\n' }] } });
+  t.false('ansible_port' in inv.hosts.get('h')!.vars, 'like Ansible, the port of a later definition is ignored');
+  t.deepEqual(inv.warnings, [
+    'w.yaml:6: db.hosts["h:2200"]: port 2200 ignored: host "h" was defined before (use ansible_port)',
+    'w.yaml: group names that Ansible warns about (use letters, digits and _ only): web-servers',
+    'w.yaml: "web-servers" is both a host and a group name',
+    'host_vars/nosuch.yml: no host "nosuch" in the inventory; ignored',
+  ]);
+});

@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Node, Pair } from 'yaml';
 import { connectionFor, type ConnectionContext } from './connection.js';
-import { InventoryError, childPath } from './errors.js';
+import { InventoryError, childPath, prefix } from './errors.js';
 import { expandHostRange, splitHostPort } from './host-range.js';
 import type { Inventory, InventoryGroup, InventoryHost, ParseOptions, VarOrigin, VarsFile } from './types.js';
 import { layerOrigins, layerValues, mergeLayers, readVarsFile, readVarsNode, type VarLayer } from './var-layer.js';
@@ -156,20 +156,18 @@ class InventoryBuilder {
     }
     if (names.some((n) => n === '')) throw new InventoryError('expected a host name, got an empty key', where);
     const vars = readVarsNode(this.src, node, path, 'host variables');
-    if (port !== undefined) {
-      if (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-        throw new InventoryError(`expected a port 1-65535 after ":", got ${JSON.stringify(port)}`, where);
-      }
-      vars.set('ansible_port', { value: Number(port), origin: where });
-      // An explicit ansible_port in the host's own mapping still wins.
-      const explicit = readVarsNode(this.src, node, path, 'host variables').get('ansible_port');
-      if (explicit) vars.set('ansible_port', explicit);
+    if (port !== undefined && (!/^[0-9]+$/.test(port) || Number(port) < 1 || Number(port) > 65535)) {
+      throw new InventoryError(`expected a port 1-65535 after ":", got ${JSON.stringify(port)}`, where);
     }
     for (const name of names) {
       let host = this.hosts.get(name);
       if (!host) {
         host = { name, direct: [], vars: new Map() };
         this.hosts.set(name, host);
+        if (port !== undefined) host.vars.set('ansible_port', { value: Number(port), origin: where });
+      } else if (port !== undefined) {
+        // Ansible reads the port of `name:port` only where the host is first defined.
+        this.warnings.push(`${prefix(where)}port ${port} ignored: host "${name}" was defined before (use ansible_port)`);
       }
       if (!group.hosts.includes(name)) group.hosts.push(name);
       if (!host.direct.includes(group.name)) host.direct.push(group.name);
@@ -219,6 +217,10 @@ class InventoryBuilder {
         ungrouped.hosts = ungrouped.hosts.filter((h) => h !== host.name);
         host.direct = host.direct.filter((g) => g !== 'ungrouped');
       }
+    }
+    const odd = [...this.groups.keys()].filter((g) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(g));
+    if (odd.length) {
+      this.warnings.push(`${this.src.source}: group names that Ansible warns about (use letters, digits and _ only): ${odd.join(', ')}`);
     }
     for (const name of this.hosts.keys()) {
       if (this.groups.has(name)) this.warnings.push(`${this.src.source}: "${name}" is both a host and a group name`);

@@ -20,9 +20,10 @@ export function selectHosts(inventory: Inventory, pattern: string): string[] {
   if (split.length === 0) throw new InventoryError('empty host pattern', { source: inventory.source });
   const terms = orderTerms(split);
   let selected: string[] = [];
+  const state: { implicit?: string } = {};
   for (const term of terms) {
     const op = term[0] === '&' || term[0] === '!' ? term[0] : '';
-    const matched = new Set(matchTerm(inventory, op ? term.slice(1) : term));
+    const matched = new Set(matchTerm(inventory, op ? term.slice(1) : term, state));
     if (op === '&') selected = selected.filter((h) => matched.has(h));
     else if (op === '!') selected = selected.filter((h) => !matched.has(h));
     else for (const h of matched) if (!selected.includes(h)) selected.push(h);
@@ -54,7 +55,7 @@ function orderTerms(terms: string[]): string[] {
   return [...(plain.length ? plain : ['all']), ...and, ...not];
 }
 
-function matchTerm(inventory: Inventory, term: string): string[] {
+function matchTerm(inventory: Inventory, term: string, state: { implicit?: string }): string[] {
   if (term === '') throw new InventoryError('empty term in host pattern', { source: inventory.source });
   if (inventory.hosts.has(term)) return [term];
   const { expr, slice } = splitSubscript(term);
@@ -69,8 +70,9 @@ function matchTerm(inventory: Inventory, term: string): string[] {
     for (const h of inventory.hosts.keys()) if (test(h)) add(h);
   }
   if (results.length === 0 && (LOCALHOST_NAMES as readonly string[]).includes(expr)) {
+    // One machine, one host: Ansible names it after the first localhost name asked for.
     const listed = LOCALHOST_NAMES.find((n) => inventory.hosts.has(n));
-    add(listed ?? expr);
+    add(listed ?? state.implicit ?? (state.implicit = expr));
   }
   if (results.length === 0 && groups.length === 0 && expr !== 'all') {
     throw new InventoryError(`Could not match supplied host pattern: "${expr}" names no host or group`, { source: inventory.source });

@@ -1,9 +1,11 @@
 import type { CommandModule } from 'yargs';
 import { deployCommand } from './deploy.js';
+import { hypervisorCommand } from './hypervisor.js';
 import { inventoryCommand } from './inventory.js';
+import { labCommand } from './lab.js';
 
 /**
  * Every `vzsb` command. A command's handler stores its exit code in `argv.exitCode`;
  * only the entry in bin/ turns it into the process exit code.
  */
-export const commands: CommandModule<any, any>[] = [deployCommand, inventoryCommand];
+export const commands: CommandModule<any, any>[] = [deployCommand, hypervisorCommand, inventoryCommand, labCommand];

@@ -39,6 +39,12 @@ export interface Served {
   stopped: Promise<void>;
 }
 
+/** A URL that reaches a server listening on `host` from the same machine (wildcards become loopback). */
+export function localUrl(host: string, port: number): string {
+  const h = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+}
+
 export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
   const server = createServer(app.callback());
   server.keepAliveTimeout = 5000;
@@ -52,7 +58,6 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
     }),
   ]);
   const addr = server.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const log = options.logger;
   log.info('daemon.listening', { address: addr.address, port: addr.port, pid: process.pid });
 
@@ -86,5 +91,5 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
-  return { server, host: addr.address, port: addr.port, url: `http://${host}:${addr.port}`, stop, stopped };
+  return { server, host: addr.address, port: addr.port, url: localUrl(addr.address, addr.port), stop, stopped };
 }

@@ -1,5 +1,5 @@
 import { VzsbError } from '../../common/errors.js';
-import { generateEd25519 } from '../common/ssh-key.js';
+import { generateEd25519, parsePublicKey } from '../common/ssh-key.js';
 import type { ContainerDriver, ContainerInfo, DriverErrorCode, ExecResult, HostKey } from './types.js';
 
 /**
@@ -142,12 +142,17 @@ export class MemoryDriver implements ContainerDriver {
   }
 
   sessionCount(id: string): Promise<number> {
-    return this.op('sessionCount', id, () => this.running(id).sessions);
+    return this.op('sessionCount', id, () => {
+      const c = this.get(id);
+      return c.running ? c.sessions : 0;
+    });
   }
 
   authorizeKey(id: string, publicKey: string): Promise<void> {
     return this.op('authorizeKey', id, () => {
       const c = this.get(id);
+      const parsed = parsePublicKey(publicKey);
+      if ('error' in parsed) throw new VzsbError('E_INVALID', `authorizeKey: expected ${parsed.error}`);
       c.authorizedKey = publicKey;
       c.files.set('/root/.ssh/authorized_keys', publicKey + '\n');
     });

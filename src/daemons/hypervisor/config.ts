@@ -34,19 +34,17 @@ export const poolConfigSchema = z
   .refine((p) => p.standby <= p.max, { message: 'standby must not exceed max', path: ['standby'] });
 export type PoolConfig = z.infer<typeof poolConfigSchema>;
 
+/** `driver:` is `kind` plus that driver's own options, which its factory validates (./drivers.ts). */
 export const driverConfigSchema = z.looseObject({
   kind: z.enum(['lxc', 'openvz', 'memory']),
-  /** Container id prefix; ids are "<prefix>0001". */
-  prefix: z
-    .string()
-    .regex(/^[a-z][a-z0-9-]{0,20}$/, 'a lower-case name prefix like "vzsb-"')
-    .default('vzsb-'),
 });
 export type DriverConfig = z.infer<typeof driverConfigSchema>;
 
 export const hypervisorConfigSchema = z.strictObject({
   listen: listenSchema.default({ host: '127.0.0.1', port: 8750 }),
   tokens: tokensSchema,
+  /** Port of the containers' sshd, reported with each lease. */
+  sshPort: z.number().int().min(1).max(65535).default(22),
   stateDir: z.string().startsWith('/').default('/var/lib/vzsandbox/hypervisor'),
   /** Largest accepted request body. */
   bodyLimitBytes: z.number().int().min(256).max(1048576).default(16384),
@@ -58,6 +56,12 @@ export type HypervisorConfig = z.infer<typeof hypervisorConfigSchema>;
 
 export function parseHypervisorConfig(value: unknown, source = 'hypervisor config'): HypervisorConfig {
   return parseInput(hypervisorConfigSchema, value, source);
+}
+
+/** Drop `kind`: what is left are the driver's own options. */
+export function driverOptions(driver: DriverConfig): Record<string, unknown> {
+  const { kind: _kind, ...rest } = driver;
+  return rest;
 }
 
 export async function loadHypervisorConfig(path: string): Promise<HypervisorConfig> {

@@ -93,7 +93,7 @@ export interface ResetReport {
 
 /** What the metrics see; every method is optional. */
 export interface PoolObserver {
-  leaseGranted?(hit: boolean, seconds: number): void;
+  leaseGranted?(hit: boolean, seconds: number, renewed: boolean): void;
   leaseRefused?(code: string): void;
   reclaimed?(reason: ReclaimReason): void;
   resetDone?(ok: boolean, seconds: number): void;
@@ -312,7 +312,7 @@ export class Pool {
       }
       if (!this.holds(rec, user)) return undefined;
       const ms = Math.round((performance.now() - started) * 10) / 10;
-      this.observer.leaseGranted?.(hit, ms / 1000);
+      this.observer.leaseGranted?.(hit, ms / 1000, renewed);
       this.log.info('lease.granted', { user, container: rec.id, ms, hit, renewed });
       if (!renewed) this.track(this.replenish());
       return {

@@ -1,0 +1,144 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import { z } from 'zod';
+import type { Logger } from '../../common/log.js';
+import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
+import type { Clock } from '../common/clock.js';
+import { errorMiddleware, param, readJson } from '../common/http.js';
+import { countAuthFailure, httpMetricsMiddleware, metricsHandler } from '../common/metrics.js';
+import { parsePublicKey } from '../common/ssh-key.js';
+import type { ContainerDriver } from '../drivers/types.js';
+import type { HypervisorConfig } from './config.js';
+import { HypervisorMetrics } from './metrics.js';
+import type { Pool, ReclaimReport } from './pool.js';
+
+/**
+ * The hypervisor's HTTP API v1 (docs/api/hypervisor.openapi.yaml). A factory: it opens no
+ * port; `serve` (../common/serve.ts) does. Every route but /healthz needs a bearer token
+ * with the route's scope.
+ */
+export interface HypervisorAppDeps {
+  driver: ContainerDriver;
+  pool: Pool;
+  clock: Clock;
+  logger: Logger;
+  config: HypervisorConfig;
+  metrics?: HypervisorMetrics;
+  /** What POST /v1/reclaim runs: the reclaim job (shared with the schedule so passes never overlap). */
+  reclaimNow?: () => Promise<ReclaimReport>;
+}
+
+/** Unix user names as useradd accepts them by default (NAME_REGEX), at most 32 characters. */
+export const userNameSchema = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'expected a Unix user name (a-z or _ first, then up to 31 of a-z 0-9 _ -)');
+
+export const publicKeySchema = z.string().superRefine((value, ctx) => {
+  const parsed = parsePublicKey(value);
+  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `expected ${parsed.error}` });
+});
+
+const containerIdSchema = z.string().regex(/^[a-z][a-z0-9-]{0,20}\d{1,9}$/, 'expected a container id like "vzsb-0007"');
+
+export const leaseRequestSchema = z.strictObject({ user: userNameSchema, publicKey: publicKeySchema });
+export const resetRequestSchema = z.strictObject({
+  /** Reset containers with live ssh sessions too (their leases end). */
+  force: z.boolean().default(false),
+  /** Answer once the resets finished (200) instead of when they started (202). */
+  wait: z.boolean().default(false),
+});
+
+const STATUS_BY_CODE: Record<string, number> = {
+  E_POOL_FULL: 503,
+  E_LEASE_FAILED: 503,
+  E_NO_LEASE: 404,
+  E_IN_USE: 409,
+};
+
+export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
+  const { pool, config, logger } = deps;
+  const metrics = deps.metrics ?? new HypervisorMetrics({ processMetrics: false });
+  metrics.watch(() => pool.capacity());
+  const auth = new TokenAuth<Scope>(config.tokens);
+  const onAuthFailure = countAuthFailure(metrics.daemon);
+  const scope = (s: Scope) => requireScope(auth, s, (reason, sc) => {
+    onAuthFailure(reason, sc);
+    logger.warn('auth.refused', { scope: sc, reason });
+  });
+  const limit = config.bodyLimitBytes;
+  const reclaimNow = deps.reclaimNow ?? (() => pool.reclaim());
+
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok', driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString() };
+  });
+
+  router.post('/v1/leases', scope('lease'), async (ctx) => {
+    const body = await readJson(ctx, leaseRequestSchema, limit);
+    const lease = await pool.lease(body.user, body.publicKey);
+    ctx.body = {
+      container: lease.container,
+      address: lease.address,
+      sshPort: config.sshPort,
+      hostKey: lease.hostKey,
+      hostKeyFingerprint: lease.hostKeyFingerprint,
+      user: lease.user,
+      grantedAt: lease.grantedAt,
+      ms: lease.ms,
+      hit: lease.hit,
+      renewed: lease.renewed,
+    };
+  });
+
+  router.delete('/v1/leases/:user', scope('lease'), async (ctx) => {
+    const user = param(ctx, 'user', userNameSchema);
+    const released = await pool.release(user);
+    ctx.body = { user, container: released.container, graceUntil: released.graceUntil };
+  });
+
+  router.get('/v1/leases', scope('admin'), (ctx) => {
+    ctx.body = { leases: pool.leases() };
+  });
+
+  router.get('/v1/containers', scope('admin'), (ctx) => {
+    ctx.body = { capacity: pool.capacity(), containers: pool.containers() };
+  });
+
+  router.post('/v1/containers/:id/reset', scope('admin'), async (ctx) => {
+    const id = param(ctx, 'id', containerIdSchema);
+    const body = await readJson(ctx, resetRequestSchema, limit);
+    ctx.body = await pool.resetContainer(id, body);
+    ctx.status = body.wait ? 200 : 202;
+  });
+
+  router.post('/v1/leases/:user/reset', scope('admin'), async (ctx) => {
+    const user = param(ctx, 'user', userNameSchema);
+    const body = await readJson(ctx, resetRequestSchema, limit);
+    ctx.body = await pool.resetUser(user, body);
+    ctx.status = body.wait ? 200 : 202;
+  });
+
+  router.post('/v1/reset', scope('admin'), async (ctx) => {
+    const body = await readJson(ctx, resetRequestSchema, limit);
+    ctx.body = await pool.resetAll(body);
+    ctx.status = body.wait ? 200 : 202;
+  });
+
+  router.post('/v1/reclaim', scope('admin'), async (ctx) => {
+    await readJson(ctx, z.strictObject({}), limit);
+    ctx.body = await reclaimNow();
+  });
+
+  router.get('/metrics', scope('metrics'), metricsHandler(metrics.daemon));
+
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true;
+  app.on('error', (err) => logger.error('http.unhandled', { error: err }));
+  app.use(httpMetricsMiddleware(metrics.daemon));
+  app.use(errorMiddleware({ logger, statusByCode: STATUS_BY_CODE }));
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}

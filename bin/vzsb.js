@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+// The bundled CLI (npm run build). Exit codes: see docs/cli.md.
+import '../dist/vzsb.mjs';

@@ -8,7 +8,6 @@ import { commands } from './commands/index.js';
  *   (2 and 4 combine as 6) · 3 a daemon or API error
  */
 export async function main(argv: readonly string[]): Promise<number> {
-  let exitCode = 0;
   const parser: Argv = yargs([...argv])
     .scriptName('vzsb')
     .usage('$0 <command> [options]\n\nDeploy and run a classroom sandbox of disposable Linux containers.')
@@ -20,14 +19,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     .alias('h', 'help')
     .version(false)
     .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`vzsb: ${msg}\nRun with --help for usage.\n`);
-      exitCode = 1;
+      // Stop at the first problem: yargs would otherwise go on and run the handler.
+      throw err ?? new VzsbError('E_USAGE', `${msg}\nRun with --help for usage.`);
     });
   for (const command of commands) parser.command(command as CommandModule);
   try {
     const result = (await parser.parseAsync()) as { exitCode?: number };
-    if (typeof result.exitCode === 'number' && exitCode === 0) exitCode = result.exitCode;
+    return typeof result.exitCode === 'number' ? result.exitCode : 0;
   } catch (err) {
     if (err instanceof VzsbError) {
       process.stderr.write(`vzsb: ${err.message}\n`);
@@ -36,7 +34,6 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`vzsb: ${errorMessage(err)}\n`);
       if (process.env.VZSB_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     }
-    return exitCode || 1;
+    return 1;
   }
-  return exitCode;
 }

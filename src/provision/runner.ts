@@ -349,11 +349,13 @@ async function runHost(
     }
     if (rec.exitCode !== 0) {
       const ev = { ...eventFor(p), exitCode: rec.exitCode, stdout: rec.stdout, stderr: rec.stderr };
-      report(p.step, 'failed', `exit code ${rec.exitCode}`, ev);
-      if (!p.step.task.ignoreErrors) {
-        summary.error = `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}) failed with exit code ${rec.exitCode}`;
-        stopped = true;
+      if (p.step.task.ignoreErrors) {
+        report(p.step, 'ok', `failed with exit code ${rec.exitCode} (ignored)`, ev);
+        continue;
       }
+      report(p.step, 'failed', `exit code ${rec.exitCode}`, ev);
+      summary.error = `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}) failed with exit code ${rec.exitCode}`;
+      stopped = true;
       continue;
     }
     report(p.step, rec.changed ? 'changed' : 'ok', p.plan!.reason, { ...eventFor(p), ...(rec.stdout ? { stdout: rec.stdout } : {}) });

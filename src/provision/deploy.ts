@@ -3,7 +3,8 @@ import { packageRoot } from '../common/paths.js';
 import { connectLocal } from './connectors/local.js';
 import { connectSsh, type SshOptions } from './connectors/ssh.js';
 import type { Connection } from './connectors/types.js';
-import { loadInventory, selectHosts } from './inventory/index.js';
+import { loadInventory, selectHosts, splitPattern } from './inventory/index.js';
+import type { Inventory } from './inventory/types.js';
 import type { InventoryHost } from './inventory/types.js';
 import { operations } from './operations/index.js';
 import { loadPlaybook } from './playbook/load.js';
@@ -22,6 +23,7 @@ export interface DeployOptions {
   extraVars?: Record<string, unknown>;
   ssh?: SshOptions;
   reporter: Reporter;
+  warn?: (message: string) => void;
 }
 
 export function defaultPlaybook(): string {
@@ -52,7 +54,7 @@ export async function deploy(options: DeployOptions): Promise<RunResult> {
   return runPlaybook({
     inventory,
     plays: playbook.plays,
-    selectHosts: (pattern) => selectHosts(inventory, pattern),
+    selectHosts: (pattern) => playHosts(inventory, pattern, options.warn ?? (() => {})),
     ...(limit ? { limit } : {}),
     tags: options.tags ?? [],
     skipTags: options.skipTags ?? [],
@@ -64,4 +66,25 @@ export async function deploy(options: DeployOptions): Promise<RunResult> {
     reporter: options.reporter,
     compile: { templating: createTemplating(), templateDirs: [join(packageRoot(), 'templates')] },
   });
+}
+
+/**
+ * Hosts of a play. As in Ansible, a term of a play's `hosts:` that matches nothing is skipped
+ * with a warning (site.yaml has plays for roles an inventory may not use); --limit stays strict.
+ */
+export function playHosts(inventory: Inventory, pattern: string, warn: (message: string) => void): string[] {
+  try {
+    return selectHosts(inventory, pattern);
+  } catch {
+    const known = splitPattern(pattern).filter((term) => {
+      try {
+        selectHosts(inventory, term.replace(/^[!&]/, ''));
+        return true;
+      } catch {
+        warn(`${inventory.source}: the play pattern term "${term}" matches no host or group; skipped`);
+        return false;
+      }
+    });
+    return known.some((t) => !/^[!&]/.test(t)) ? selectHosts(inventory, known.join(',')) : [];
+  }
 }

@@ -83,6 +83,7 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
       extraVars: await extraVars(argv['extra-vars']),
       ssh: { acceptNewHostKeys: !!argv['accept-new-host-keys'], ...(argv['known-hosts'] ? { knownHostsFiles: argv['known-hosts'] } : {}) },
       reporter,
+      warn: (message) => process.stderr.write(`vzsb: warning: ${message}\n`),
     });
     argv.exitCode = result.exitCode;
   },

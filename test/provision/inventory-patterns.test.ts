@@ -62,6 +62,12 @@ test('a term that matches nothing is an error naming it', (t) => {
   }
 });
 
+test('a colon inside a comma-separated pattern is part of the term, as in Ansible; the error says so', (t) => {
+  t.throws(() => selectHosts(inventory, 'webservers:&staging,db1.example.com'), {
+    message: `${source}: Could not match supplied host pattern: "webservers:&staging" names no host or group (in a pattern with commas, ":" does not separate terms)`,
+  });
+});
+
 test('bad regexes and out-of-range subscripts are errors', (t) => {
   t.throws(() => selectHosts(inventory, '~web('), { message: /invalid regular expression in host pattern "~web\("/ });
   t.throws(() => selectHosts(inventory, 'webservers[7]'), { message: /No hosts matched the subscripted pattern "webservers\[7\]"/ });

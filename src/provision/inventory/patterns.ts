@@ -75,7 +75,8 @@ function matchTerm(inventory: Inventory, term: string, state: { implicit?: strin
     add(listed ?? state.implicit ?? (state.implicit = expr));
   }
   if (results.length === 0 && groups.length === 0 && expr !== 'all') {
-    throw new InventoryError(`Could not match supplied host pattern: "${expr}" names no host or group`, { source: inventory.source });
+    const hint = expr.includes(':') && !expr.includes('[') ? ' (in a pattern with commas, ":" does not separate terms)' : '';
+    throw new InventoryError(`Could not match supplied host pattern: "${expr}" names no host or group${hint}`, { source: inventory.source });
   }
   return slice ? applySlice(results, slice, term, inventory.source) : results;
 }

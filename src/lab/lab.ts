@@ -6,6 +6,7 @@ import { commandError, run, runChecked, type Runner } from '../common/exec.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { ensureRootfs } from '../common/rootfs.js';
 import { BASE_CONTAINER, createBase } from './base.js';
+import { addFirewall, removeFirewall } from './firewall.js';
 import { DEFAULT_LAB_ROOT, labLayout, subnetReservationDir, type LabLayout } from './layout.js';
 import { hostConfig, hostHwaddr } from './lxc-config.js';
 import { assertLabName, parseLabOptions, type LabInit, type LabOptions } from './options.js';
@@ -87,6 +88,7 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
     const rootfsDir = await ensureRootfs({ packages: LAB_HOST_PACKAGES, cacheDir: env.rootfsCacheDir, runner, progress: env.progress });
     const subnet = await reserveSubnet({ labName: opts.name, labDir: layout.dir, reservationDir: subnetReservationDir(root), runner });
     await createBridge(layout.bridge, subnet, runner);
+    await addFirewall(layout.bridge, runner);
 
     await mkdir(layout.lxcPath, { recursive: true });
     await mkdir(layout.hostKeysDir, { recursive: true });
@@ -157,6 +159,7 @@ export async function destroyLab(name: string, env: LabEnv = {}): Promise<void> 
     await runner('umount', [join(layout.lxcPath, BASE_CONTAINER, 'customize-mnt')]);
   }
   await deleteBridge(layout.bridge, runner);
+  await removeFirewall(layout.bridge, runner);
   await releaseSubnet(subnetReservationDir(root), name);
   await rm(layout.dir, { recursive: true, force: true });
   (env.logger ?? silentLogger).info('lab.destroyed', { lab: name, durationMs: Math.round(performance.now() - started) });

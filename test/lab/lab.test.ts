@@ -75,6 +75,14 @@ test('hosts have separate filesystems', async (t) => {
   }
 });
 
+test('hosts reach each other by name (gateway -> balancer -> hypervisor traffic)', async (t) => {
+  const [from, ...to] = fixture.hosts;
+  const probe = to.map((h) => `timeout 5 bash -c 'exec 3<>/dev/tcp/${h.name}/22; head -1 <&3' | cut -c1-8`).join('; ');
+  const r = await fixture.ssh(from!, probe);
+  t.is(r.exitCode, 0, r.stderr);
+  t.deepEqual(r.stdout.trim().split('\n'), to.map(() => 'SSH-2.0-'));
+});
+
 test('admin logs in with the lab key and becomes root through sudo', async (t) => {
   const host = fixture.host('host2');
   const r = await fixture.ssh(host, 'id -un; sudo -n id -u; cat /etc/shadow >/dev/null 2>&1 && echo readable || echo denied; sudo -n head -c0 /etc/shadow && echo sudo-ok', { user: 'admin' });

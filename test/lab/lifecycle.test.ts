@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { run } from '../../src/common/exec.js';
 import { VzsbError } from '../../src/common/errors.js';
+import { NFT, firewallTable } from '../../src/lab/firewall.js';
 import { createLab, destroyLab, DEFAULT_LAB_ROOT, labLayout, readLab } from '../../src/lab/index.js';
 
 // Labs made here are owned by this process, so a killed run is pruned by the next one.
@@ -21,6 +22,7 @@ async function assertGone(t: import('ava').ExecutionContext, name: string) {
   for (const r of reservations) t.false((await run('grep', ['-qx', name, `${DEFAULT_LAB_ROOT}/.subnets/${r}`])).exitCode === 0, `subnet reservation ${r} left`);
   const veths = await run('ip', ['-o', 'link', 'show', 'master', layout.bridge]);
   t.is(veths.stdout.trim(), '');
+  t.true((await run(NFT, ['list', 'table', 'inet', firewallTable(layout.bridge)])).failed, 'nftables table left');
 }
 
 test('destroyLab removes containers, bridge, subnet reservation and state dir', async (t) => {
@@ -29,6 +31,7 @@ test('destroyLab removes containers, bridge, subnet reservation and state dir', 
   const lab = await createLab({ name, hosts: 2 }, env);
   const layout = labLayout(name);
   t.false((await run('ip', ['link', 'show', 'dev', lab.bridge])).failed);
+  t.regex((await run(NFT, ['list', 'table', 'inet', firewallTable(lab.bridge)])).stdout, /iifname "vzlab[0-9a-f]{8}" oifname != "vzlab[0-9a-f]{8}" drop/);
   t.deepEqual((await run('lxc-ls', ['-P', layout.lxcPath, '-1'])).stdout.trim().split('\n').sort(), ['base', 'host1', 'host2']);
   t.is((await readLab(name))?.hosts.length, 2);
   await destroyLab(name, env);

@@ -6,10 +6,16 @@ export interface NftablesState {
   tables: string[];
 }
 
+/**
+ * nft by its path, not by PATH: an `nft` earlier in PATH (npm's @vercel/nft, in node_modules/.bin
+ * of a local run) is another program. Debian, Ubuntu, RHEL and Alpine all install it here.
+ */
+export const NFT = '/usr/sbin/nft';
+
 /** Whether nft is there and which tables the live ruleset has (`nft list tables`). */
 export const nftablesFact: FactModule<NftablesState> = {
   name: 'nftables',
-  command: () => 'if command -v nft >/dev/null 2>&1; then echo nft=yes; nft list tables 2>/dev/null </dev/null; else echo nft=no; fi; true',
+  command: () => `if [ -x ${NFT} ]; then echo nft=yes; ${NFT} list tables 2>/dev/null </dev/null; else echo nft=no; fi; true`,
   parse(stdout) {
     const lines = stdout.split('\n').map((l) => l.trim());
     const tables = lines

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { NftablesState } from '../facts/nftables.js';
+import { NFT, type NftablesState } from '../facts/nftables.js';
 import { quote } from '../shell.js';
 import type { Command, FactRef, Operation } from '../types.js';
 import { contentFactsFor, ownership, pathSchema, planFileContent } from './common.js';
@@ -107,13 +107,13 @@ export const nftablesOperation: Operation<NftablesArgs> = {
       const commands: Command[] = [
         { kind: 'shell', script: `mkdir -p -- ${quote(a.dest.replace(/\/[^/]+$/, '') || '/')}` },
         { ...put, path: tmp },
-        { kind: 'shell', script: `if ! nft -c -f ${t}; then rm -f -- ${t}; exit 1; fi\nif ! nft -f ${t}; then rm -f -- ${t}; exit 1; fi\nmv -f -- ${t} ${dest}` },
+        { kind: 'shell', script: `if ! ${NFT} -c -f ${t}; then rm -f -- ${t}; exit 1; fi\nif ! ${NFT} -f ${t}; then rm -f -- ${t}; exit 1; fi\nmv -f -- ${t} ${dest}` },
       ];
       return { commands, reason: `${file.reason}; apply ${ruleset.tables.join(', ')}`, ...(file.diff ? { diff: file.diff } : {}), effects };
     }
     if (missing.length) {
       return {
-        commands: [...file.commands, { kind: 'shell', script: `nft -c -f ${dest}\nnft -f ${dest}` }],
+        commands: [...file.commands, { kind: 'shell', script: `${NFT} -c -f ${dest}\n${NFT} -f ${dest}` }],
         reason: `${a.dest} is up to date; apply it (live ruleset lacks ${missing.join(', ')})`,
         effects,
       };

@@ -32,6 +32,20 @@ test.serial('check predicts the first run exactly; the second run changes nothin
     t.is(r.exitCode, 0, r.stderr);
     t.regex(r.stdout, /^1\nWelcome to .* \(test host\)\n\* one\n\* two\n$/);
   }
+  // What each operation was for is really so on the hosts.
+  const state = await lab.ssh(
+    lab.hosts[0]!,
+    [
+      'dpkg-query -W -f=\'${Status}\' less 2>/dev/null | grep -q "install ok installed" && echo less-installed || echo less-removed',
+      'grep -qx /usr/local/bin/vzsb-shell /etc/shells && echo shell-listed',
+      'id -nG student1',
+      'systemctl is-active vzsb-test; systemctl is-enabled vzsb-test',
+      'grep -c "^\\*/15 \\* \\* \\* \\* root /bin/true" /etc/cron.d/vzsb-test',
+      'nft list table inet vzsbtest | grep -c "tcp dport 9 drop"',
+      'sysctl -n net.ipv4.ip_forward',
+    ].join('; '),
+  );
+  t.is(state.stdout, 'less-removed\nshell-listed\nstudent1 vzsb-students\nactive\nenabled\n1\n1\n1\n', state.stderr);
   const second = await apply(inventory);
   t.is(second.result.exitCode, 0);
   for (const h of second.hosts) {

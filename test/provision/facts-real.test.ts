@@ -335,3 +335,38 @@ test('service.sh fallback: start, status, restart gives a new pid, stop, enable,
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /no unit file/);
 });
+
+test('service operation on this host (no systemd): helper put, started and enabled, restarted, stopped', async (t) => {
+  const name = `${UNIQUE}op`;
+  const unitFile = `/etc/systemd/system/${name}.service`;
+  const marker = `${FALLBACK.enabledDir}/${name}`;
+  const hadHelper = existsSync(FALLBACK.helper);
+  const hadCron = existsSync(FALLBACK.cronFile);
+  const pidOf = async () => Number((await readFile(join(FALLBACK.runDir, `${name}.pid`), 'utf8').catch(() => '')).trim()) || null;
+  t.teardown(async () => {
+    await run(FALLBACK.helper, ['stop', name]);
+    await rm(unitFile, { force: true });
+    await rm(marker, { force: true });
+    if (!hadCron) await rm(FALLBACK.cronFile, { force: true });
+    if (!hadHelper) await rm(FALLBACK.helper, { force: true });
+  });
+  await writeFile(unitFile, '[Service]\nExecStart=/bin/sleep 3600\n');
+
+  await applyAndReplan(t, 'service', { name, state: 'started', enabled: true });
+  const pid1 = await pidOf();
+  t.truthy(pid1);
+  t.true(existsSync(`/proc/${pid1}`));
+  t.true(existsSync(marker));
+  t.is(await readFile(FALLBACK.helper, 'utf8'), serviceHelperScript);
+
+  const restart = await planTask('service', { name, state: 'restarted' });
+  t.deepEqual(restart.commands, [{ kind: 'shell', script: `${FALLBACK.helper} restart ${name}` }]);
+  t.is(await execute(restart.commands), undefined);
+  const pid2 = await pidOf();
+  t.truthy(pid2);
+  t.not(pid2, pid1);
+
+  await applyAndReplan(t, 'service', { name, state: 'stopped', enabled: false });
+  t.is(await pidOf(), null);
+  t.false(existsSync(marker));
+});

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { packagesArg, type PackageState } from '../facts/packages.js';
 import { quoteAll } from '../shell.js';
-import type { Command, FactRef, Operation, OsFacts } from '../types.js';
+import type { ChangedWhen, Command, FactRef, Operation, OsFacts } from '../types.js';
 
 // Debian and RPM package names.
 const packageName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9+._-]*$/, 'a package name');
@@ -88,15 +88,22 @@ export const packageOperation: Operation<PackageArgs> = {
       after = Object.fromEntries(list.map((n) => [n, { installed: true, version: candidates[n] ?? current[n]?.version ?? null }]));
     }
 
-    // The lists are refreshed only when something is to be installed (or the task is only a refresh).
-    const wantsRefresh = a.update_cache && (a.state !== 'absent' ? todo.length > 0 || list.length === 0 : false);
+    // The lists are refreshed only when something is to be installed (or the task is only a
+    // refresh, or state=latest: the candidates read were those of the stale lists).
+    const wantsRefresh = a.update_cache && a.state !== 'absent' && (todo.length > 0 || list.length === 0 || a.state === 'latest');
     const age = a.update_cache && a.cache_valid_time !== undefined ? facts.get<number | null>(cacheAgeRef) : null;
     const fresh = a.cache_valid_time !== undefined && age !== null && age <= a.cache_valid_time;
     const commands: Command[] = [];
     const why: string[] = [];
+    let changedWhen: ChangedWhen | undefined;
     if (wantsRefresh && !fresh) {
       commands.push({ kind: 'shell', script: pm.refresh });
       why.push(age === null ? 'refresh package lists' : `refresh package lists (${age}s old)`);
+      if (a.state === 'latest' && todo.length === 0) {
+        // Upgrade against the fresh lists; changed only if the package manager did something.
+        todo = list;
+        changedWhen = { stdoutNotContains: facts.os.packageManager === 'apt' ? '0 upgraded, 0 newly installed' : 'Nothing to do' };
+      }
     }
     if (todo.length) {
       const verb = a.state === 'absent' ? (a.purge ? pm.purge : pm.remove) : pm.install;
@@ -118,6 +125,6 @@ export const packageOperation: Operation<PackageArgs> = {
               : `installed: ${list.join(' ')}`;
       return { commands, reason, effects };
     }
-    return { commands, reason: why.join('; '), effects };
+    return { commands, reason: why.join('; '), effects, ...(changedWhen ? { changedWhen } : {}) };
   },
 };

@@ -13,6 +13,7 @@ interface GroupDraft {
   children: string[];
   parents: string[];
   hosts: string[];
+  hostSet: Set<string>;
   vars: VarLayer;
   priority: number;
 }
@@ -73,7 +74,7 @@ class InventoryBuilder {
   private group(name: string): GroupDraft {
     let g = this.groups.get(name);
     if (!g) {
-      g = { name, children: [], parents: [], hosts: [], vars: new Map(), priority: 1 };
+      g = { name, children: [], parents: [], hosts: [], hostSet: new Set(), vars: new Map(), priority: 1 };
       this.groups.set(name, g);
     }
     return g;
@@ -169,7 +170,10 @@ class InventoryBuilder {
         // Ansible reads the port of `name:port` only where the host is first defined.
         this.warnings.push(`${prefix(where)}port ${port} ignored: host "${name}" was defined before (use ansible_port)`);
       }
-      if (!group.hosts.includes(name)) group.hosts.push(name);
+      if (!group.hostSet.has(name)) {
+        group.hostSet.add(name);
+        group.hosts.push(name);
+      }
       if (!host.direct.includes(group.name)) host.direct.push(group.name);
       for (const [k, entry] of vars) host.vars.set(k, entry);
     }
@@ -211,10 +215,11 @@ class InventoryBuilder {
     for (const host of this.hosts.values()) {
       const others = host.direct.filter((g) => g !== 'all' && g !== 'ungrouped');
       if (others.length === 0 && !host.direct.includes('ungrouped')) {
+        ungrouped.hostSet.add(host.name);
         ungrouped.hosts.push(host.name);
         host.direct.push('ungrouped');
       } else if (others.length > 0 && host.direct.includes('ungrouped')) {
-        ungrouped.hosts = ungrouped.hosts.filter((h) => h !== host.name);
+        ungrouped.hostSet.delete(host.name);
         host.direct = host.direct.filter((g) => g !== 'ungrouped');
       }
     }
@@ -222,6 +227,7 @@ class InventoryBuilder {
     if (odd.length) {
       this.warnings.push(`${this.src.source}: group names that Ansible warns about (use letters, digits and _ only): ${odd.join(', ')}`);
     }
+    ungrouped.hosts = ungrouped.hosts.filter((h) => ungrouped.hostSet.has(h));
     for (const name of this.hosts.keys()) {
       if (this.groups.has(name)) this.warnings.push(`${this.src.source}: "${name}" is both a host and a group name`);
     }

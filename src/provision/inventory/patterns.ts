@@ -19,17 +19,17 @@ export function selectHosts(inventory: Inventory, pattern: string): string[] {
   const split = splitPattern(pattern);
   if (split.length === 0) throw new InventoryError('empty host pattern', { source: inventory.source });
   const terms = orderTerms(split);
-  let selected: string[] = [];
   const state: { implicit?: string } = {};
+  let selected = new Set<string>();
   for (const term of terms) {
     const op = term[0] === '&' || term[0] === '!' ? term[0] : '';
-    const matched = new Set(matchTerm(inventory, op ? term.slice(1) : term, state));
-    if (op === '&') selected = selected.filter((h) => matched.has(h));
-    else if (op === '!') selected = selected.filter((h) => !matched.has(h));
-    else for (const h of matched) if (!selected.includes(h)) selected.push(h);
+    const matched = matchTerm(inventory, op ? term.slice(1) : term, state);
+    if (op === '&') selected = new Set([...selected].filter((h) => matched.has(h)));
+    else if (op === '!') for (const h of matched) selected.delete(h);
+    else for (const h of matched) selected.add(h);
   }
   const order = [...inventory.hosts.keys(), ...inventory.implicitHosts.keys()];
-  return order.filter((h) => selected.includes(h));
+  return order.filter((h) => selected.has(h));
 }
 
 /** The host a selected name stands for, including the implicit localhost. */
@@ -55,30 +55,27 @@ function orderTerms(terms: string[]): string[] {
   return [...(plain.length ? plain : ['all']), ...and, ...not];
 }
 
-function matchTerm(inventory: Inventory, term: string, state: { implicit?: string }): string[] {
+function matchTerm(inventory: Inventory, term: string, state: { implicit?: string }): Set<string> {
   if (term === '') throw new InventoryError('empty term in host pattern', { source: inventory.source });
-  if (inventory.hosts.has(term)) return [term];
+  if (inventory.hosts.has(term)) return new Set([term]);
   const { expr, slice } = splitSubscript(term);
   const test = compile(expr, inventory.source);
-  const results: string[] = [];
-  const add = (h: string) => {
-    if (!results.includes(h)) results.push(h);
-  };
+  const results = new Set<string>();
   const groups = [...inventory.groups.keys()].filter(test);
-  for (const g of groups) groupHosts(inventory, g).forEach(add);
+  for (const g of groups) for (const h of groupHosts(inventory, g)) results.add(h);
   if (groups.length === 0 || expr[0] === '~' || /[.?*[]/.test(expr)) {
-    for (const h of inventory.hosts.keys()) if (test(h)) add(h);
+    for (const h of inventory.hosts.keys()) if (test(h)) results.add(h);
   }
-  if (results.length === 0 && (LOCALHOST_NAMES as readonly string[]).includes(expr)) {
+  if (results.size === 0 && (LOCALHOST_NAMES as readonly string[]).includes(expr)) {
     // One machine, one host: Ansible names it after the first localhost name asked for.
     const listed = LOCALHOST_NAMES.find((n) => inventory.hosts.has(n));
-    add(listed ?? state.implicit ?? (state.implicit = expr));
+    results.add(listed ?? state.implicit ?? (state.implicit = expr));
   }
-  if (results.length === 0 && groups.length === 0 && expr !== 'all') {
+  if (results.size === 0 && groups.length === 0 && expr !== 'all') {
     const hint = expr.includes(':') && !expr.includes('[') ? ' (in a pattern with commas, ":" does not separate terms)' : '';
     throw new InventoryError(`Could not match supplied host pattern: "${expr}" names no host or group${hint}`, { source: inventory.source });
   }
-  return slice ? applySlice(results, slice, term, inventory.source) : results;
+  return slice ? new Set(applySlice([...results], slice, term, inventory.source)) : results;
 }
 
 /** Hosts of a group and of its descendants, in inventory order. */

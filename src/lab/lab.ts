@@ -27,6 +27,8 @@ export interface LabHost {
   init: LabInit;
   /** may run LXC containers of its own */
   nesting: boolean;
+  /** inventory groups besides `lab` */
+  groups: string[];
 }
 
 export interface Lab {
@@ -102,6 +104,7 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
       knownHostsFile: layout.knownHostsFile,
       init: h.init,
       nesting: h.nesting,
+      groups: h.groups,
     }));
     const hostKeys = await Promise.all(hosts.map((h) => generateKeyPair(join(layout.hostKeysDir, h.name), `${h.name}@${opts.name}`, runner)));
     await writeFile(layout.knownHostsFile, hosts.map((h, i) => knownHostsLine([h.address, h.name], h.port, hostKeys[i]!.publicKey)).join('\n') + '\n');

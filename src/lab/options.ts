@@ -15,6 +15,8 @@ export interface LabHostSpec {
   init?: LabInit;
   /** Allow LXC containers inside this host (always on for `init: 'script'`). */
   nesting?: boolean;
+  /** Inventory groups besides `lab` (e.g. hypervisors, balancers, gateways). */
+  groups?: string[];
 }
 
 export interface LabOptions {
@@ -32,6 +34,8 @@ export interface LabOptions {
 
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 const HOST_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+const GROUP = /^[a-z][a-z0-9_]{0,39}$/;
+const RESERVED_GROUPS = ['all', 'ungrouped', 'lab'];
 const init = z.enum(['systemd', 'script']);
 
 const hostList = z
@@ -41,6 +45,14 @@ const hostList = z
         name: z.string().regex(HOST_NAME, 'a host name: a-z, 0-9, "-", starting with a letter, at most 31 characters'),
         init: init.optional(),
         nesting: z.boolean().optional(),
+        groups: z
+          .array(
+            z
+              .string()
+              .regex(GROUP, 'a group name: a-z, 0-9, "_", starting with a letter')
+              .refine((g) => !RESERVED_GROUPS.includes(g), `a group other than ${['all', 'ungrouped', 'lab'].join(', ')} (every host is in those)`),
+          )
+          .optional(),
       })
       .strict(),
   )
@@ -70,6 +82,7 @@ export interface ResolvedHostSpec {
   name: string;
   init: LabInit;
   nesting: boolean;
+  groups: string[];
 }
 
 export interface ResolvedLabOptions {
@@ -86,7 +99,7 @@ export function parseLabOptions(value: unknown): ResolvedLabOptions {
       : parseInput(z.object({ hosts: hostList }), { hosts: opts.hosts }, 'lab options').hosts;
   const hosts = specs.map((h) => {
     const hostInit = h.init ?? opts.init ?? 'systemd';
-    return { name: h.name, init: hostInit, nesting: hostInit === 'script' || (h.nesting ?? opts.nesting ?? false) };
+    return { name: h.name, init: hostInit, nesting: hostInit === 'script' || (h.nesting ?? opts.nesting ?? false), groups: [...new Set(h.groups ?? [])] };
   });
   return { name: opts.name, hosts, readyTimeoutSec: opts.readyTimeoutSec ?? 120 };
 }

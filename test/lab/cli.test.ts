@@ -29,7 +29,7 @@ test('vzsb lab up / show / list / down', async (t) => {
 
   const show = await vzsb('lab', 'show', name);
   t.is(show.exitCode, 0, show.stderr);
-  t.regex(show.stdout, new RegExp(`^host2 +${lab!.hosts[1]!.address.replace(/\./g, '\\.')}:22 +systemd +no$`, 'm'));
+  t.regex(show.stdout, new RegExp(`^host2 +${lab!.hosts[1]!.address.replace(/\./g, '\\.')}:22 +systemd +no +lab$`, 'm'));
   t.true((await vzsb('lab', 'list')).stdout.split('\n').includes(name));
 
   const again = await vzsb('lab', 'up', name);

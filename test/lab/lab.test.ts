@@ -61,6 +61,9 @@ test('clients verify host keys: a wrong key in known_hosts is refused', async (t
   // and the lab's own known_hosts has a distinct key per host
   const keys = known.trim().split('\n').map((l) => l.split(' ')[2]);
   t.is(new Set(keys).size, 4);
+  // no host keeps a key of the shared root filesystem
+  const files = await fixture.ssh(h1, 'ls /etc/ssh | grep ^ssh_host_');
+  t.deepEqual(files.stdout.trim().split('\n'), ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']);
 });
 
 test('hosts have separate filesystems', async (t) => {

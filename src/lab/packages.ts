@@ -8,8 +8,10 @@ export const LAB_HOST_PACKAGES: readonly string[] = [
   'systemd-sysv',
   'openssh-server',
   'sudo',
-  // ansible-playbook needs a Python on its targets; the deploy benchmark runs it here.
+  // ansible-playbook needs a Python on its targets (and python3-apt for its apt module);
+  // the deploy benchmark runs it here, and lab hosts cannot fetch packages themselves.
   'python3',
+  'python3-apt',
   'iproute2',
   'procps',
   'cron',

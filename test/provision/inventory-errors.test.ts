@@ -111,8 +111,14 @@ const cases: [string, string, string, Partial<ParseOptions>?][] = [
   [
     'an unknown key in a group',
     lines('all:', '  children:', '    web:', '      host:', '        w1:'),
-    'inventory.yaml:4: all.children.web.host: unknown key "host": a group has only hosts, children and vars (to make "host" a child group, put it under children:)',
+    'inventory.yaml:4: all.children.web.host: unknown key "host": a group has only hosts, children and vars (did you mean "hosts"?)',
   ],
+  [
+    'a child group written beside hosts instead of under children',
+    lines('all:', '  children:', '    hypervisors:', '      lab_a:', '        hosts:', '          h1:'),
+    'inventory.yaml:4: all.children.hypervisors.lab_a: unknown key "lab_a": a group has only hosts, children and vars (to make "lab_a" a child group, put it under children:)',
+  ],
+  ['a misspelled children', lines('all:', '  childs:', '    web:'), 'inventory.yaml:2: all.childs: unknown key "childs": a group has only hosts, children and vars (did you mean "children"?)'],
   ['a group that is a list', lines('web:', '  - w1'), 'inventory.yaml:2: web: expected a group (a mapping with hosts, children or vars, or nothing), got a list'],
   ['a group that is a string', lines('web: w1'), 'inventory.yaml:1: web: expected a group (a mapping with hosts, children or vars, or nothing), got "w1"'],
   ['a priority that is not a number', lines('web:', '  vars:', '    ansible_group_priority: high'), 'inventory.yaml:3: web.vars.ansible_group_priority: expected an integer, got "high"'],

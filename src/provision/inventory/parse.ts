@@ -110,10 +110,7 @@ class InventoryBuilder {
           }
           break;
         default:
-          throw new InventoryError(
-            `unknown key "${key}": a group has only hosts, children and vars${isMap(value) && !['hosts', 'children', 'vars'].includes(key) ? ` (to make "${key}" a child group, put it under children:)` : ''}`,
-            this.where(keyPath, pair),
-          );
+          throw new InventoryError(`unknown key "${key}": a group has only hosts, children and vars${unknownKeyHint(key, value)}`, this.where(keyPath, pair));
       }
     }
   }
@@ -343,3 +340,20 @@ function readFileLayers(
   return out;
 }
 
+
+function unknownKeyHint(key: string, value: Node | null): string {
+  const lower = key.toLowerCase();
+  const near = ['hosts', 'children', 'vars'].find((k) => editDistance(lower, k) <= (lower.slice(0, 3) === k.slice(0, 3) ? 3 : 2));
+  if (near) return ` (did you mean "${near}"?)`;
+  return isMap(value) ? ` (to make "${key}" a child group, put it under children:)` : '';
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}

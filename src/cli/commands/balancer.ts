@@ -1,0 +1,44 @@
+import type { Argv, CommandModule } from 'yargs';
+import { VzsbError } from '../../common/errors.js';
+import { createLogger } from '../../common/log.js';
+import { loadBalancerConfig } from '../../daemons/balancer/config.js';
+import { startBalancer } from '../../daemons/balancer/serve.js';
+
+interface BalancerArgs {
+  config: string;
+  check?: boolean;
+  exitCode?: number;
+}
+
+const CONFIG_CODES = new Set(['E_INVALID', 'E_CONFIG']);
+
+/** `vzsb balancer`: the balancer daemon. Config errors exit 1; a daemon that cannot run (port taken) exits 3. */
+export const balancerCommand: CommandModule<object, BalancerArgs> = {
+  command: 'balancer',
+  describe: 'Run the balancer daemon (places leases on hypervisors, fails over, fans out status and reset)',
+  builder: (yargs: Argv<object>) =>
+    yargs
+      .option('config', { alias: 'c', type: 'string', default: '/etc/vzsandbox/balancer.yaml', describe: 'Daemon configuration (YAML)' })
+      .option('check', { type: 'boolean', describe: 'Validate the configuration (and read token files) and exit' })
+      .example('$0 balancer --config /etc/vzsandbox/balancer.yaml', 'run the daemon')
+      .example('$0 balancer --check -c balancer.yaml', 'validate a configuration') as unknown as Argv<BalancerArgs>,
+  handler: async (argv) => {
+    const config = await loadBalancerConfig(argv.config);
+    if (argv.check) {
+      process.stdout.write(`${argv.config}: ok (${config.hypervisors.length} hypervisor(s): ${config.hypervisors.map((h) => h.name).join(', ')})\n`);
+      argv.exitCode = 0;
+      return;
+    }
+    const logger = createLogger({ level: config.log.level, base: { daemon: 'balancer' } });
+    try {
+      const daemon = await startBalancer(config, { logger });
+      await daemon.stopped;
+      argv.exitCode = 0;
+    } catch (err) {
+      if (err instanceof VzsbError && CONFIG_CODES.has(err.code)) throw err;
+      logger.error('daemon.failed', { error: err });
+      process.stderr.write(`vzsb: ${err instanceof Error ? err.message : String(err)}\n`);
+      argv.exitCode = 3;
+    }
+  },
+};

@@ -1,0 +1,116 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import { z } from 'zod';
+import { VzsbError } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
+import type { Clock } from '../common/clock.js';
+import { errorMiddleware, param, readJson } from '../common/http.js';
+import { countAuthFailure, httpMetricsMiddleware, metricsHandler } from '../common/metrics.js';
+import { leaseRequestSchema, resetRequestSchema, userNameSchema } from '../hypervisor/app.js';
+import type { BalancerConfig } from './config.js';
+import type { Fanout, FanoutReport } from './fanout.js';
+import type { HealthMonitor } from './health.js';
+import type { LeaseRouter } from './lease-router.js';
+import type { BalancerMetrics } from './metrics.js';
+
+/**
+ * The balancer's HTTP API v1 (docs/api/balancer.openapi.yaml). The lease routes have the
+ * hypervisor's shape (plus `hypervisor` in the answer), so a gateway can talk to either.
+ * A factory: `serve` opens the port. Every route but /healthz needs a token of its scope.
+ */
+export interface BalancerAppDeps {
+  config: Pick<BalancerConfig, 'tokens' | 'bodyLimitBytes' | 'hypervisors'>;
+  router: LeaseRouter;
+  fanout: Fanout;
+  health: HealthMonitor;
+  clock: Clock;
+  logger: Logger;
+  metrics: BalancerMetrics;
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  E_POOL_FULL: 503,
+  E_LEASE_FAILED: 503,
+  E_NO_HYPERVISOR: 503,
+  E_HYPERVISOR_UNREACHABLE: 503,
+  E_NO_LEASE: 404,
+  E_UNKNOWN_HYPERVISOR: 404,
+  E_IN_USE: 409,
+};
+
+const hypervisorNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a hypervisor name');
+
+export function createBalancerApp(deps: BalancerAppDeps): Koa {
+  const { config, logger, metrics, health, fanout } = deps;
+  const auth = new TokenAuth<Scope>(config.tokens);
+  const onAuthFailure = countAuthFailure(metrics.daemon);
+  const scope = (s: Scope) =>
+    requireScope(auth, s, (reason, sc) => {
+      onAuthFailure(reason, sc);
+      logger.warn('auth.refused', { scope: sc, reason });
+    });
+  const limit = config.bodyLimitBytes;
+  const names = new Set(config.hypervisors.map((h) => h.name));
+
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    const all = health.all();
+    const up = all.filter((h) => h.up).length;
+    ctx.body = { status: up > 0 ? 'ok' : 'degraded', hypervisors: { up, total: all.length }, time: new Date(deps.clock.now()).toISOString() };
+  });
+
+  router.post('/v1/leases', scope('lease'), async (ctx) => {
+    const body = await readJson(ctx, leaseRequestSchema, limit);
+    ctx.body = await deps.router.lease(body.user, body.publicKey);
+  });
+
+  router.delete('/v1/leases/:user', scope('lease'), async (ctx) => {
+    const user = param(ctx, 'user', userNameSchema);
+    ctx.body = await deps.router.release(user);
+  });
+
+  router.get('/v1/pools', scope('admin'), async (ctx) => {
+    ctx.body = await fanout.pools();
+  });
+
+  router.get('/v1/sessions', scope('admin'), async (ctx) => {
+    ctx.body = await fanout.sessions();
+  });
+
+  const answer = (ctx: Koa.Context, report: FanoutReport) => {
+    ctx.status = report.ok ? 200 : report.error?.code === 'E_NO_LEASE' ? 404 : 502;
+    ctx.body = report;
+  };
+
+  router.post('/v1/reset', scope('admin'), async (ctx) => {
+    const body = await readJson(ctx, resetRequestSchema, limit);
+    answer(ctx, await fanout.resetPools(body));
+  });
+
+  router.post('/v1/hypervisors/:name/reset', scope('admin'), async (ctx) => {
+    const name = param(ctx, 'name', hypervisorNameSchema);
+    const body = await readJson(ctx, resetRequestSchema, limit);
+    if (!names.has(name)) throw new VzsbError('E_UNKNOWN_HYPERVISOR', `no hypervisor named ${name} in this balancer's configuration (known: ${[...names].join(', ')})`);
+    answer(ctx, await fanout.resetPools(body, name));
+  });
+
+  router.post('/v1/users/:user/reset', scope('admin'), async (ctx) => {
+    const user = param(ctx, 'user', userNameSchema);
+    const body = await readJson(ctx, resetRequestSchema, limit);
+    answer(ctx, await fanout.resetUser(user, body));
+  });
+
+  router.get('/metrics', scope('metrics'), metricsHandler(metrics.daemon));
+
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true;
+  app.on('error', (err) => logger.error('http.unhandled', { error: err }));
+  app.use(httpMetricsMiddleware(metrics.daemon));
+  app.use(errorMiddleware({ logger, statusByCode: STATUS_BY_CODE }));
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  return app;
+}

@@ -1,0 +1,123 @@
+import { errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/log.js';
+import type { Clock } from '../common/clock.js';
+import type { Capacity, HypervisorClient } from './hypervisor-client.js';
+
+/**
+ * Health of every hypervisor: its /healthz polled in the background with a bounded timeout.
+ * A hypervisor is down from the first failed poll (or a failed call reported by the lease
+ * path) until a poll succeeds again. Only a cache: every decision that matters re-asks.
+ */
+export interface HypervisorHealthState {
+  name: string;
+  up: boolean;
+  /** Last time it answered (epoch ms), or null if it never did. */
+  lastSeen: number | null;
+  /** When `up` last changed (epoch ms). */
+  since: number;
+  lastError: string | null;
+  capacity: Capacity | null;
+}
+
+export interface HealthOptions {
+  intervalMs: number;
+  timeoutMs: number;
+  clock: Clock;
+  logger: Logger;
+  /** Told of every up/down change (the metrics gauge). */
+  onChange?: (name: string, up: boolean) => void;
+}
+
+export class HealthMonitor {
+  private readonly states = new Map<string, HypervisorHealthState>();
+  /** Hypervisors whose state came from a poll or a call (not the initial guess). */
+  private readonly known = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly clients: readonly HypervisorClient[],
+    private readonly options: HealthOptions,
+  ) {
+    const now = options.clock.now();
+    for (const c of clients) {
+      // Unknown until the first poll: counted as down, so no lease goes to a hypervisor never seen.
+      this.states.set(c.name, { name: c.name, up: false, lastSeen: null, since: now, lastError: 'not polled yet', capacity: null });
+    }
+  }
+
+  /** Poll every hypervisor once (awaited), then keep polling in the background. */
+  async start(): Promise<void> {
+    await this.pollAll();
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  get(name: string): HypervisorHealthState | undefined {
+    const s = this.states.get(name);
+    return s && { ...s };
+  }
+
+  all(): HypervisorHealthState[] {
+    return this.clients.map((c) => ({ ...this.states.get(c.name)! }));
+  }
+
+  isUp(name: string): boolean {
+    return this.states.get(name)?.up ?? false;
+  }
+
+  /** A call to `name` failed to reach it: down until the next good poll. */
+  reportFailure(name: string, error: string): void {
+    this.set(name, false, error);
+  }
+
+  /** A call to `name` succeeded. */
+  reportSuccess(name: string, capacity?: Capacity): void {
+    this.set(name, true, null, capacity);
+  }
+
+  /** One round over all hypervisors, in parallel. */
+  pollAll(): Promise<void> {
+    this.running = Promise.all(this.clients.map((c) => this.poll(c))).then(() => undefined);
+    return this.running;
+  }
+
+  private async poll(client: HypervisorClient): Promise<void> {
+    try {
+      const health = await client.health(this.options.timeoutMs);
+      this.set(client.name, true, null, health.capacity);
+    } catch (err) {
+      this.set(client.name, false, errorMessage(err));
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      void this.pollAll().finally(() => this.schedule());
+    }, this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  private set(name: string, up: boolean, error: string | null, capacity?: Capacity): void {
+    const s = this.states.get(name);
+    if (!s) return;
+    const now = this.options.clock.now();
+    if (up) s.lastSeen = now;
+    if (capacity) s.capacity = capacity;
+    s.lastError = error;
+    if (s.up === up && this.known.has(name)) return;
+    this.known.add(name);
+    s.up = up;
+    s.since = now;
+    this.options.onChange?.(name, up);
+    if (up) this.options.logger.info('hypervisor.up', { hypervisor: name });
+    else this.options.logger.warn('hypervisor.down', { hypervisor: name, error });
+  }
+}

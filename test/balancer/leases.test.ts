@@ -1,0 +1,174 @@
+import test from 'ava';
+import { createServer, type Socket } from 'node:net';
+import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
+import { MemoryDriver } from '../../src/daemons/drivers/memory.js';
+import { httpCall, startCluster, startTestBalancer, startTestHypervisor, waitAllUp } from '../helpers/daemons.js';
+
+const KEY = generateEd25519('gateway').publicKey;
+
+test('a new lease goes where clean containers are ready, and the answer is the hypervisor\'s plus its name', async (t) => {
+  const c = await startCluster(t, { hypervisors: [{ name: 'hypa', standby: 1, max: 4 }, { name: 'hypb', standby: 3, max: 4 }] });
+  const res = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'alice', publicKey: KEY } });
+  t.is(res.status, 200, res.text);
+  t.is(res.body.hypervisor, 'hypb');
+  t.regex(res.body.container, /^hypb-\d{4}$/);
+  for (const field of ['address', 'sshPort', 'hostKey', 'hostKeyFingerprint', 'user', 'grantedAt', 'ms', 'hit', 'renewed']) t.true(field in res.body, field);
+  t.is((c.hypervisor('hypb').driver as MemoryDriver).authorizedKeyOf(res.body.container), KEY);
+  const granted = await c.balancer.log.waitFor('lease.granted');
+  t.like(granted, { user: 'alice', hypervisor: 'hypb', container: res.body.container, renewed: false });
+  t.is(typeof granted.ms, 'number');
+  // hypb has 2 ready now, hypa 1: the next goes to hypb again, then they are equal (ready 1 each) and names decide.
+  const bob = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'bob', publicKey: KEY } });
+  t.is(bob.body.hypervisor, 'hypb');
+});
+
+test('a user who holds a lease goes back to its hypervisor, even through another balancer or a stale cache', async (t) => {
+  const hyps = await Promise.all([
+    startTestHypervisor(t, { name: 'hypc', standby: 2, max: 4 }),
+    startTestHypervisor(t, { name: 'hypd', standby: 2, max: 4 }),
+  ]);
+  const one = await startTestBalancer(t, hyps);
+  const two = await startTestBalancer(t, hyps);
+  const lease = (b: { url: string }, user: string) => httpCall(b.url, 'POST', '/v1/leases', { token: one.tokens.lease, body: { user, publicKey: KEY } });
+
+  const first = await lease(one, 'carol');
+  t.is(first.status, 200, first.text);
+  const again = await lease(one, 'carol');
+  t.is(again.body.hypervisor, first.body.hypervisor);
+  t.is(again.body.container, first.body.container);
+  t.true(again.body.renewed);
+  // A balancer that never saw carol asks the hypervisors and finds the same container.
+  const other = await lease(two, 'carol');
+  t.like(other.body, { hypervisor: first.body.hypervisor, container: first.body.container, renewed: true });
+
+  // Make balancer one's cache wrong: carol's lease ends at her hypervisor and a new one is made elsewhere.
+  const holder = hyps.find((h) => h.name === first.body.hypervisor)!;
+  const elsewhere = hyps.find((h) => h.name !== first.body.hypervisor)!;
+  t.is((await httpCall(holder.url, 'DELETE', '/v1/leases/carol', { token: holder.token })).status, 200);
+  const direct = await httpCall(elsewhere.url, 'POST', '/v1/leases', { token: elsewhere.token, body: { user: 'carol', publicKey: KEY } });
+  t.is(direct.status, 200);
+  t.is(one.running.router.cachedHolder('carol'), holder.name, 'the cache is stale now');
+  const afterMove = await lease(one, 'carol');
+  t.like(afterMove.body, { hypervisor: elsewhere.name, container: direct.body.container, renewed: true });
+  t.is(one.running.router.cachedHolder('carol'), elsewhere.name);
+
+  // Release through the balancer ends it where it is; a second release is 404.
+  const released = await httpCall(one.url, 'DELETE', '/v1/leases/carol', { token: one.tokens.lease });
+  t.is(released.status, 200, released.text);
+  t.like(released.body, { user: 'carol', hypervisor: elsewhere.name, container: direct.body.container });
+  const twice = await httpCall(two.url, 'DELETE', '/v1/leases/carol', { token: one.tokens.lease });
+  t.is(twice.status, 404);
+  t.is(twice.body.error.code, 'E_NO_LEASE');
+});
+
+test('with one hypervisor stopped, leases succeed on the other within the deadline and the failover is logged', async (t) => {
+  // Health polls far apart: the balancer finds out on the lease path, not from a poll.
+  const c = await startCluster(t, {
+    hypervisors: [{ name: 'hype', standby: 1, max: 4 }, { name: 'hypf', standby: 3, max: 4 }],
+    balancer: { health: { intervalMs: 60_000, timeoutMs: 3000 }, lease: { deadlineMs: 8000, attemptTimeoutMs: 4000, lookupTimeoutMs: 3000 } },
+  });
+  t.true(c.balancer.running.health.isUp('hypf'));
+  await c.hypervisor('hypf').stop();
+  const started = performance.now();
+  const res = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'dave', publicKey: KEY } });
+  const ms = performance.now() - started;
+  t.is(res.status, 200, res.text);
+  t.is(res.body.hypervisor, 'hype');
+  t.true(ms < 8000, `took ${ms} ms`);
+  const failover = await c.balancer.log.waitFor('lease.failover', (r) => r.hypervisor === 'hypf');
+  t.like(failover, { user: 'dave', code: 'E_HYPERVISOR_UNREACHABLE' });
+  await c.balancer.log.waitFor('hypervisor.down', (r) => r.hypervisor === 'hypf');
+  t.false(c.balancer.running.health.isUp('hypf'));
+  // Known down now: the next lease does not even ask it.
+  const failoversBefore = c.balancer.log.records.filter((r) => r.event === 'lease.failover').length;
+  const next = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'erin', publicKey: KEY } });
+  t.is(next.body.hypervisor, 'hype');
+  t.is(c.balancer.log.records.filter((r) => r.event === 'lease.failover').length, failoversBefore);
+  const metrics = await httpCall(c.balancer.url, 'GET', '/metrics', { token: c.tokens.metrics });
+  t.regex(metrics.text, /vzsb_balancer_hypervisor_up\{hypervisor="hypf"\} 0/);
+  t.regex(metrics.text, /vzsb_balancer_hypervisor_up\{hypervisor="hype"\} 1/);
+  t.regex(metrics.text, /vzsb_balancer_failovers_total\{hypervisor="hypf",code="E_HYPERVISOR_UNREACHABLE"\} 1/);
+  t.regex(metrics.text, /vzsb_balancer_lease_duration_seconds_count\{outcome="granted"\} 2/);
+});
+
+test('a hypervisor that fails the lease (5xx) or is full hands over to the next candidate', async (t) => {
+  const c = await startCluster(t, { hypervisors: [{ name: 'hypg', standby: 2, max: 2 }, { name: 'hyph', standby: 1, max: 4 }] });
+  const g = c.hypervisor('hypg').driver as MemoryDriver;
+  // Every attempt of hypg's pool to authorize the key fails: it answers 503 E_LEASE_FAILED.
+  for (let i = 0; i < 3; i++) g.failNext('authorizeKey');
+  const res = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'frank', publicKey: KEY } });
+  t.is(res.status, 200, res.text);
+  t.is(res.body.hypervisor, 'hyph');
+  const failover = await c.balancer.log.waitFor('lease.failover', (r) => r.stage === 'lease');
+  t.like(failover, { hypervisor: 'hypg', code: 'E_LEASE_FAILED', next: 'hyph' });
+  await c.balancer.log.waitFor('lease.granted', (r) => r.user === 'frank' && r.attempts === 2);
+});
+
+test('when no hypervisor can serve: 503 with a clear code, within the deadline', async (t) => {
+  const c = await startCluster(t, { hypervisors: [{ name: 'hypi', standby: 1, max: 1 }] });
+  const first = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'gina', publicKey: KEY } });
+  t.is(first.status, 200);
+  const full = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'hank', publicKey: KEY } });
+  t.is(full.status, 503);
+  t.is(full.body.error.code, 'E_POOL_FULL');
+  t.regex(full.body.error.message, /hypi/);
+  await c.hypervisor('hypi').stop();
+  const none = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'hank', publicKey: KEY } });
+  t.is(none.status, 503);
+  t.is(none.body.error.code, 'E_NO_HYPERVISOR');
+  t.regex(none.body.error.message, /hypi: .*ECONNREFUSED/);
+  const release = await httpCall(c.balancer.url, 'DELETE', '/v1/leases/gina', { token: c.tokens.lease });
+  t.is(release.status, 503);
+  t.is(release.body.error.code, 'E_HYPERVISOR_UNREACHABLE');
+});
+
+test('a hypervisor that accepts connections and never answers costs at most the lookup timeout', async (t) => {
+  const sockets = new Set<Socket>();
+  const silent = createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  });
+  const port = (silent.address() as { port: number }).port;
+  const good = await startTestHypervisor(t, { name: 'hypj', standby: 1, max: 2 });
+  const hang = { name: 'hang', url: `http://127.0.0.1:${port}`, token: 'balancer-to-hang-0123456789abcdef' };
+  const b = await startTestBalancer(t, [hang, good], { health: { intervalMs: 60_000, timeoutMs: 1000 }, lease: { deadlineMs: 8000, attemptTimeoutMs: 4000, lookupTimeoutMs: 1000 } }, { waitUp: false });
+  await waitAllUp(b.running, ['hypj']);
+  t.false(b.running.health.isUp('hang'), 'its health polls time out');
+  // Pretend a poll said it is up, so the lease path meets the silence itself.
+  b.running.health.reportSuccess('hang');
+  const started = performance.now();
+  const res = await httpCall(b.url, 'POST', '/v1/leases', { token: b.tokens.lease, body: { user: 'ivan', publicKey: KEY } });
+  const ms = performance.now() - started;
+  t.is(res.status, 200, res.text);
+  t.is(res.body.hypervisor, 'hypj');
+  // The lookup waited for it (1 s) and no longer: well inside the 8 s deadline.
+  t.true(ms >= 950 && ms < 4000, `took ${ms} ms`);
+  t.like(await b.log.waitFor('lease.failover'), { hypervisor: 'hang', stage: 'lookup', code: 'E_HYPERVISOR_TIMEOUT' });
+});
+
+test('20 concurrent leases for 20 users across two hypervisors are 20 distinct containers', async (t) => {
+  const c = await startCluster(t, { hypervisors: [{ name: 'hypk', standby: 6, max: 12, latencyMs: 2 }, { name: 'hypl', standby: 6, max: 12, latencyMs: 2 }] });
+  const users = Array.from({ length: 20 }, (_, i) => `student${String(i + 1).padStart(2, '0')}`);
+  const answers = await Promise.all(users.map((user) => httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user, publicKey: KEY } })));
+  for (const a of answers) t.is(a.status, 200, a.text);
+  const places = answers.map((a) => `${a.body.hypervisor}/${a.body.container}`);
+  t.is(new Set(places).size, 20, places.join(' '));
+  t.deepEqual(answers.map((a) => a.body.user), users);
+  const perHyp = (name: string) => answers.filter((a) => a.body.hypervisor === name).length;
+  t.true(perHyp('hypk') >= 8 && perHyp('hypl') >= 8, `hypk ${perHyp('hypk')}, hypl ${perHyp('hypl')}`);
+  // And the hypervisors agree: each user holds exactly one lease, where the balancer said.
+  const held = new Map<string, string>();
+  for (const h of c.hypervisors) {
+    const leases = await httpCall(h.url, 'GET', '/v1/leases', { token: h.adminToken });
+    for (const l of leases.body.leases as { user: string; container: string }[]) {
+      t.false(held.has(l.user), `${l.user} holds two leases`);
+      held.set(l.user, `${h.name}/${l.container}`);
+    }
+  }
+  t.deepEqual(users.map((u) => held.get(u)), places);
+});

@@ -244,6 +244,11 @@ test('nftables: checked, applied atomically, idempotent; a bad ruleset keeps fil
   t.regex((await run('ip', ['netns', 'exec', NETNS, NFT, 'list', 'table', 'inet', UNIQUE])).stdout, /dport 2 drop/);
 });
 
+/** No such process, or a zombie its parent has not reaped yet (a slow PID 1 in containers). */
+async function gone(pid: number): Promise<boolean> {
+  return readFile(`/proc/${pid}/stat`, 'utf8').then((s) => /^[ZX]/.test(s.replace(/^.*\) /s, '')), () => true);
+}
+
 /** Polls a condition (a file appearing, a process going away) until it holds; no fixed sleeps. */
 async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -311,11 +316,11 @@ test('service.sh fallback: start, status, restart gives a new pid, stop, enable,
   const pid2 = await pidOf();
   t.truthy(pid2);
   t.not(pid2, pid1);
-  t.false(existsSync(`/proc/${pid1}`), 'the old process is gone');
+  t.true(await gone(pid1!), 'the old process is gone');
 
   const stopped = await svc('stop', name);
   t.is(stopped.exitCode, 0, stopped.stderr);
-  await waitFor('the process to go', () => !existsSync(`/proc/${pid2}`) || readFile(`/proc/${pid2}/stat`, 'utf8').then((s) => / Z /.test(s), () => true));
+  t.true(await gone(pid2!), 'the process is gone when stop returns');
   t.is((await svc('status', name)).exitCode, 3);
   t.like(await fact(), { active: false, pid: null });
   t.is((await svc('stop', name)).exitCode, 0, 'stop of a stopped service is fine');
@@ -369,4 +374,26 @@ test('service operation on this host (no systemd): helper put, started and enabl
   await applyAndReplan(t, 'service', { name, state: 'stopped', enabled: false });
   t.is(await pidOf(), null);
   t.false(existsSync(marker));
+});
+
+test('service.sh fallback: a daemon that ignores SIGTERM is killed after VZSB_STOP_TIMEOUT', async (t) => {
+  const base = join(dir, 'stubborn');
+  const env = { ...process.env, VZSB_UNIT_DIRS: join(base, 'units'), VZSB_RUN_DIR: join(base, 'run'), VZSB_LOG_DIR: join(base, 'log'), VZSB_STOP_TIMEOUT: '1' };
+  await mkdir(env.VZSB_UNIT_DIRS, { recursive: true });
+  await writeFile(join(env.VZSB_UNIT_DIRS, 'stubborn.service'), '[Service]\nExecStart=/bin/sh -c "trap \\"\\" TERM; exec sleep 3600"\n');
+  const helper = join(base, 'service.sh');
+  await writeFile(helper, serviceHelperScript);
+  const svc = (...args: string[]) => run('sh', [helper, ...args], { env });
+  t.teardown(async () => {
+    const pid = Number(await readFile(join(env.VZSB_RUN_DIR, 'stubborn.pid'), 'utf8').catch(() => '0'));
+    if (pid && !(await gone(pid))) process.kill(pid, 'SIGKILL');
+  });
+  const started = await svc('start', 'stubborn');
+  t.is(started.exitCode, 0, started.stderr);
+  const pid = Number(await readFile(join(env.VZSB_RUN_DIR, 'stubborn.pid'), 'utf8'));
+  const stopped = await svc('stop', 'stubborn');
+  t.is(stopped.exitCode, 0, stopped.stderr);
+  t.true(stopped.durationMs >= 900, `stop took ${Math.round(stopped.durationMs)} ms: SIGTERM was ignored, SIGKILL comes after 1 s`);
+  t.true(await gone(pid));
+  t.is((await svc('status', 'stubborn')).exitCode, 3);
 });

@@ -22,7 +22,7 @@ RUN_DIR=\${VZSB_RUN_DIR:-/run/vzsb}
 LOG_DIR=\${VZSB_LOG_DIR:-/var/log/vzsb}
 ENABLED_DIR=\${VZSB_ENABLED_DIR:-/etc/vzsb/services.enabled}
 CRON_FILE=\${VZSB_CRON_FILE:-/etc/cron.d/vzsb-services}
-STOP_RETRY=\${VZSB_STOP_RETRY:-TERM/10/KILL/5}
+STOP_TIMEOUT=\${VZSB_STOP_TIMEOUT:-10}
 
 die() { echo "service.sh: $*" >&2; exit 1; }
 
@@ -128,11 +128,19 @@ VZSB_ENV
   echo "$name: started (pid $pid)"
 }
 
+# SIGTERM, then SIGKILL after $STOP_TIMEOUT seconds. The wait is ours, not start-stop-daemon
+# --retry's: that one waits for a zombie to be reaped, which a slow PID 1 (containers) delays.
 stop() {
   name=$1
   if ! running "$name"; then rm -f "$RUN_DIR/$name.pid"; echo "$name: not running"; return 0; fi
-  start-stop-daemon --stop --quiet --oknodo --pidfile "$RUN_DIR/$name.pid" --retry "$STOP_RETRY" ||
-    die "$name: pid $pid did not stop"
+  start-stop-daemon --stop --quiet --oknodo --signal TERM --pidfile "$RUN_DIR/$name.pid" || die "$name: cannot signal pid $pid"
+  ticks=0
+  while running "$name"; do
+    ticks=$((ticks + 1))
+    [ "$ticks" -eq $((STOP_TIMEOUT * 10)) ] && kill -KILL "$pid" 2>/dev/null
+    [ "$ticks" -gt $((STOP_TIMEOUT * 10 + 50)) ] && die "$name: pid $pid did not stop"
+    sleep 0.1 2>/dev/null || sleep 1
+  done
   rm -f "$RUN_DIR/$name.pid"
   echo "$name: stopped"
 }

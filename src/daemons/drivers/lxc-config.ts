@@ -47,12 +47,16 @@ export interface LxcDriverConfig {
 /** What every base has: sshd and the few tools a student expects. Kept small on purpose. */
 export const BASE_PACKAGES: readonly string[] = ['openssh-server', 'iproute2', 'procps', 'less', 'ca-certificates'];
 
-const ipv4 = z.ipv4({ error: 'expected an IPv4 address' });
+/** Fields both container drivers' configs share. */
+export const ipv4 = z.ipv4({ error: 'expected an IPv4 address' });
+export const idPrefix = z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'expected lower-case letters, digits and "-", 1-12 characters, starting with a letter').default('vzsb-');
+export const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
+export const startTimeoutMs = (fallback: number) => z.number().int().min(100).max(600_000).default(fallback);
 
 export const lxcDriverConfigSchema = z
   .object({
-    prefix: z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'expected lower-case letters, digits and "-", 1-12 characters, starting with a letter').default('vzsb-'),
-    lxcPath: z.string().regex(/^\//, 'expected an absolute path').default('/var/lib/lxc'),
+    prefix: idPrefix,
+    lxcPath: absolutePath.default('/var/lib/lxc'),
     bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected an interface name of at most 15 characters'),
     subnet: z.cidrv4({ error: 'expected an IPv4 network like 10.231.0.0/24' }),
     gateway: ipv4,
@@ -68,8 +72,8 @@ export const lxcDriverConfigSchema = z
       .strict()
       .default({}),
     packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'expected a Debian package name')).default([]),
-    startTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-    rootfsCacheDir: z.string().regex(/^\//, 'expected an absolute path').optional(),
+    startTimeoutMs: startTimeoutMs(10_000),
+    rootfsCacheDir: absolutePath.optional(),
     mirror: z.string().url().optional(),
   })
   .strict()

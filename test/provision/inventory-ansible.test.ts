@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/common/exec.js';
-import { loadInventory, selectHosts } from '../../src/provision/inventory/index.js';
+import { getHost, loadInventory, selectHosts } from '../../src/provision/inventory/index.js';
 import { ansibleJson, inventoryGraph, inventoryList } from '../../src/provision/inventory/render.js';
 
 /**
@@ -111,6 +111,17 @@ if (!available) {
       t.is(inventoryGraph(inventory), graph.trimEnd());
     });
   }
+
+  test('--host matches ansible-inventory --host, the implicit localhost included', async (t) => {
+    const file = fixture('layered/inventory.yaml');
+    const inventory = await loadInventory(file);
+    for (const name of ['host2', 'solo', '127.0.0.1']) {
+      const theirs = JSON.parse(await ansible('ansible-inventory', ['-i', file, '--host', name])) as Record<string, unknown>;
+      // Ansible adds the Python it runs under to the implicit localhost; vzsb runs no Python.
+      if (name === '127.0.0.1') delete theirs.ansible_python_interpreter;
+      t.deepEqual(getHost(inventory, name).vars, theirs, name);
+    }
+  });
 
   test('host patterns select what Ansible selects', async (t) => {
     const file = fixture('patterns/inventory.yaml');

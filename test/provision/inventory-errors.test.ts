@@ -51,6 +51,11 @@ const cases: [string, string, string, Partial<ParseOptions>?][] = [
     'inventory.yaml:4: all.hosts.w1.ansible_host: expected a plain value (templated connection variables are not supported), got "{{ inventory_hostname }}.lab"',
   ],
   [
+    'a vault-encrypted connection variable',
+    lines('all:', '  hosts:', '    w1:', '      ansible_user: !vault |', '        $ANSIBLE_VAULT;1.1;AES256'),
+    'inventory.yaml:4: all.hosts.w1.ansible_user: expected a plain value, got a !vault value: vzsb does not decrypt Ansible Vault',
+  ],
+  [
     'a group that is its own ancestor',
     lines('all:', '  children:', '    a:', '      children:', '        b:', '          children:', '            a:'),
     'inventory.yaml:7: all.children.a.children.b.children.a: group "a" would be its own ancestor: a -> b -> a',

@@ -36,6 +36,9 @@ export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionConte
         if (typeof entry.value === 'string' && entry.value.includes('{{')) {
           throw fail(entry.origin, name, 'a plain value (templated connection variables are not supported)', entry.value);
         }
+        if (entry.value && typeof entry.value === 'object' && '__ansible_vault' in entry.value) {
+          throw new InventoryError(`expected a plain value, got a !vault value: vzsb does not decrypt Ansible Vault`, entry.origin);
+        }
         return entry;
       }
     }

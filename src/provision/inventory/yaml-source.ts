@@ -11,7 +11,6 @@ import {
   type Pair,
   type ScalarTag,
   type Tags,
-  type YAMLMap,
 } from 'yaml';
 import { InventoryError, childPath } from './errors.js';
 
@@ -103,7 +102,6 @@ export function kindOf(node: Node | null): string {
   return 'an unknown node';
 }
 
-export type { YAMLMap };
 export { isMap, isScalar, isSeq };
 
 function firstLine(message: string): string {

@@ -21,6 +21,8 @@ export interface ConformanceOptions {
    * Each value is the reason, put in the skipped test's title.
    */
   skip?: {
+    /** shorthand for both sshBanner and sshLogin: no ssh at all at the container's address */
+    ssh?: string;
     /** nothing greets with an SSH banner at the container's address once start resolves */
     sshBanner?: string;
     /** no real sshd in the container: served host key, logins with the authorized key, live session counting */
@@ -44,8 +46,8 @@ export function runDriverConformance(
   const [a, b, c, d, e, f] = options.ids as [string, string, string, string, string, string];
   const concurrent = options.ids.slice(6, 6 + (options.concurrency ?? 4));
   const waitMs = options.waitTimeoutMs ?? 15_000;
-  const bannerSkip = options.skip?.sshBanner;
-  const sshSkip = options.skip?.sshLogin;
+  const bannerSkip = options.skip?.sshBanner ?? options.skip?.ssh;
+  const sshSkip = options.skip?.sshLogin ?? options.skip?.ssh;
   const execSkip = options.skip?.exec;
   let driver: ContainerDriver;
 

@@ -1,7 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { createLogger } from '../../src/common/log.js';
 import { ManualClock } from '../../src/daemons/common/clock.js';
 import { serve, type Served } from '../../src/daemons/common/serve.js';
@@ -282,4 +283,20 @@ test('metrics: containers per state, lease latency, hits and misses, reclaims, r
   t.regex(m, /^vzsb_hypervisor_auth_failures_total\{scope="admin",reason="forbidden"\} 1$/m);
   t.regex(m, /^vzsb_hypervisor_http_requests_total\{method="POST",route="\/v1\/leases",status="200"\} 2$/m);
   t.false(m.includes('alice'), 'no user names in labels');
+});
+
+test('the OpenAPI document lists exactly the routes the app serves', async (t) => {
+  const doc = parseYaml(await readFile(new URL('../../docs/api/hypervisor.openapi.yaml', import.meta.url), 'utf8')) as { paths: Record<string, Record<string, unknown>> };
+  const documented = Object.entries(doc.paths)
+    .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace('{user}', 'alice').replace('{id}', 'vzsb-0001')}`))
+    .sort();
+  const served = [...ENDPOINTS.map((e) => `${e.method} ${e.path}`), 'GET /healthz'].sort();
+  t.deepEqual(documented, served);
+  const api = await startApi(t);
+  for (const route of served) {
+    const [method, path] = route.split(' ') as [string, string];
+    const res = await api.call(method, path, { token: 'x'.repeat(20) });
+    t.not(res.status, 404, route);
+    t.not(res.status, 405, route);
+  }
 });

@@ -37,7 +37,7 @@ export async function createDriver(config: DriverConfig, source: string, logger:
     case 'lxc':
       return { driver: new LxcDriver({ config: parsed.options, logger }), prefix: parsed.options.prefix };
     case 'openvz':
-      return createOpenvz(parsed.options, logger);
+      return createOpenvz(parsed.options, source, logger);
   }
 }
 
@@ -46,38 +46,39 @@ type Parsed =
   | { kind: 'lxc'; options: z.infer<typeof lxcDriverConfigSchema> }
   | { kind: 'openvz'; options: Record<string, unknown> };
 
+function underDriver<S extends z.ZodType>(schema: S, options: Record<string, unknown>, source: string): z.infer<S> {
+  try {
+    return parseInput(schema, options, source);
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    throw new InputError(source, err.issues.map((i) => ({ path: i.path ? `driver.${i.path}` : 'driver', message: i.message })));
+  }
+}
+
 function parseOptions(config: DriverConfig, source: string): Parsed {
   const options = driverOptions(config);
-  const under = <S extends z.ZodType>(schema: S): z.infer<S> => {
-    try {
-      return parseInput(schema, options, source);
-    } catch (err) {
-      if (!(err instanceof InputError)) throw err;
-      throw new InputError(source, err.issues.map((i) => ({ path: i.path ? `driver.${i.path}` : 'driver', message: i.message })));
-    }
-  };
   switch (config.kind) {
     case 'memory':
-      return { kind: 'memory', options: under(memoryOptionsSchema) };
+      return { kind: 'memory', options: underDriver(memoryOptionsSchema, options, source) };
     case 'lxc':
-      return { kind: 'lxc', options: under(lxcDriverConfigSchema) };
+      return { kind: 'lxc', options: underDriver(lxcDriverConfigSchema, options, source) };
     case 'openvz':
       return { kind: 'openvz', options };
   }
 }
 
-/** The OpenVZ driver is loaded only when configured (it validates its own options). */
-async function createOpenvz(options: Record<string, unknown>, logger: Logger): Promise<DriverSetup> {
+/** The OpenVZ driver module is loaded only when configured; its schema checks the options. */
+async function createOpenvz(options: Record<string, unknown>, source: string, logger: Logger): Promise<DriverSetup> {
   const specifier = '../drivers/openvz.js';
-  let mod: Record<string, unknown>;
+  let mod: { OpenVzDriver?: new (deps: { config: never; logger: Logger }) => ContainerDriver; openVzDriverConfigSchema?: z.ZodType };
   try {
-    mod = (await import(specifier)) as Record<string, unknown>;
+    mod = (await import(specifier)) as typeof mod;
   } catch (err) {
-    throw new VzsbError('E_CONFIG', 'driver.kind: the openvz driver is not available in this installation', { cause: err });
+    throw new VzsbError('E_CONFIG', `${source}: driver.kind: the openvz driver is not available in this installation`, { cause: err });
   }
-  const factory = mod.createOpenvzDriver as ((o: unknown, l: Logger) => ContainerDriver) | undefined;
-  if (typeof factory !== 'function') throw new VzsbError('E_CONFIG', 'driver.kind: the openvz driver module has no createOpenvzDriver()');
-  const driver = factory(options, logger);
-  const prefix = typeof options.prefix === 'string' ? options.prefix : 'vzsb-';
-  return { driver, prefix };
+  if (!mod.OpenVzDriver || !mod.openVzDriverConfigSchema) {
+    throw new VzsbError('E_CONFIG', `${source}: driver.kind: the openvz driver module does not export OpenVzDriver`);
+  }
+  const config = underDriver(mod.openVzDriverConfigSchema, options, source) as { prefix: string };
+  return { driver: new mod.OpenVzDriver({ config: config as never, logger }), prefix: config.prefix };
 }

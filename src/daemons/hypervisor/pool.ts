@@ -298,8 +298,10 @@ export class Pool {
       }
       let hostKey: HostKey;
       try {
-        await this.persist();
-        await this.driver.authorizeKey(rec.id, publicKey);
+        // Both before the answer; in parallel because a crash between them is harmless either way:
+        // a recorded lease keeps the container for this user, and a key put into a container the
+        // file still calls clean is replaced by the next lease's key.
+        await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, publicKey)]);
         hostKey = await this.hostKeyOf(rec.id);
       } catch (err) {
         this.log.error('lease.failed', { user, container: rec.id, error: err });
@@ -432,6 +434,7 @@ export class Pool {
       if (!fresh) await this.driver.destroy(rec.id);
       const info = await this.driver.create(rec.id);
       await this.driver.start(rec.id);
+      this.hostKeys.set(rec.id, await this.driver.hostKey(rec.id)); // off the lease path
       rec.address = info.address;
       rec.error = undefined;
       this.setState(rec, 'clean', this.clock.now());

@@ -6,9 +6,10 @@ import { inventoryCommand } from './inventory.js';
 import { labCommand } from './lab.js';
 import { poolsCommand } from './pools.js';
 import { sessionsCommand } from './sessions.js';
+import { shellCommand } from './shell.js';
 
 /**
  * Every `vzsb` command. A command's handler stores its exit code in `argv.exitCode`;
  * only the entry in bin/ turns it into the process exit code.
  */
-export const commands: CommandModule<any, any>[] = [balancerCommand, deployCommand, hypervisorCommand, inventoryCommand, labCommand, poolsCommand, sessionsCommand];
+export const commands: CommandModule<any, any>[] = [balancerCommand, deployCommand, hypervisorCommand, inventoryCommand, labCommand, poolsCommand, sessionsCommand, shellCommand];

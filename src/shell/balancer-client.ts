@@ -1,0 +1,193 @@
+import type { IncomingMessage } from 'node:http';
+import { VzsbError, ValidationError } from '../common/errors.js';
+
+/**
+ * The lease API as the gateway uses it: POST /v1/leases and DELETE /v1/leases/:user on a
+ * list of balancers, tried in order until one answers, within one total deadline.
+ * node:http directly (not fetch): loading fetch's implementation costs more than the request.
+ */
+export interface Lease {
+  container: string;
+  address: string;
+  sshPort: number;
+  /** OpenSSH public key line of the container's host key, when the API sends it. */
+  hostKey: string | undefined;
+  hostKeyFingerprint: string;
+  user: string;
+  hypervisor: string | undefined;
+  /** The balancer that granted it (where it is released). */
+  balancer: string;
+}
+
+export interface BalancerClientOptions {
+  balancers: readonly string[];
+  token: string;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  /** Called before each attempt (progress, log). */
+  onAttempt?: (balancer: string, attempt: number) => void;
+  /** Called when a balancer failed and the next is tried. */
+  onFailover?: (balancer: string, reason: string) => void;
+  now?: () => number;
+}
+
+interface Answer {
+  status: number;
+  body: unknown;
+}
+
+/** Why one attempt failed, and whether another balancer may do better. */
+class AttemptError extends Error {
+  constructor(
+    message: string,
+    readonly retry: boolean,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+const NO_CAPACITY = new Set(['E_POOL_FULL', 'E_NO_CAPACITY']);
+
+export async function requestLease(options: BalancerClientOptions, user: string, publicKey: string, totalMs: number): Promise<Lease> {
+  const body = JSON.stringify({ user, publicKey });
+  return withFailover(options, totalMs, 'E_BALANCER_DOWN', async (balancer, left) => {
+    const answer = await call(balancer, 'POST', '/v1/leases', options, left, body);
+    if (answer.status === 200) return parseLease(answer.body, balancer);
+    throw refusal(answer, balancer);
+  });
+}
+
+/** Release `user`'s lease; the granting balancer first. Resolves with where it was released, or throws. */
+export async function releaseLease(options: BalancerClientOptions, user: string, first: string | undefined, totalMs: number): Promise<string> {
+  const ordered = first ? [first, ...options.balancers.filter((b) => b !== first)] : [...options.balancers];
+  return withFailover({ ...options, balancers: ordered }, totalMs, 'E_RELEASE_FAILED', async (balancer, left) => {
+    const answer = await call(balancer, 'DELETE', `/v1/leases/${encodeURIComponent(user)}`, options, left);
+    if (answer.status === 200 || answer.status === 404) return balancer;
+    throw refusal(answer, balancer);
+  });
+}
+
+async function withFailover<T>(options: BalancerClientOptions, totalMs: number, downCode: string, attempt: (balancer: string, leftMs: number) => Promise<T>): Promise<T> {
+  const now = options.now ?? (() => performance.now());
+  const deadline = now() + totalMs;
+  const reasons: string[] = [];
+  let backoff = 100;
+  for (let round = 1; ; round++) {
+    for (const balancer of options.balancers) {
+      const left = deadline - now();
+      if (left <= 0) break;
+      options.onAttempt?.(balancer, round);
+      try {
+        return await attempt(balancer, left);
+      } catch (err) {
+        if (!(err instanceof AttemptError)) throw err;
+        if (!err.retry) {
+          throw err.code && NO_CAPACITY.has(err.code)
+            ? new VzsbError('E_NO_CAPACITY', 'all sandboxes are in use right now', { details: err.message })
+            : new VzsbError(err.code === 'E_UNAUTHORIZED' || err.code === 'E_FORBIDDEN' ? 'E_GATEWAY_AUTH' : 'E_LEASE_REFUSED', 'the sandbox service refused the request', { details: err.message });
+        }
+        reasons.push(err.message);
+        options.onFailover?.(balancer, err.message);
+      }
+    }
+    const left = deadline - now();
+    if (left <= backoff) {
+      throw new VzsbError(downCode, 'the sandbox service does not answer', { details: `${round} round(s) over ${options.balancers.length} balancer(s) in ${totalMs} ms: ${reasons.slice(-options.balancers.length).join('; ')}` });
+    }
+    await new Promise((r) => setTimeout(r, backoff));
+    backoff = Math.min(1000, backoff * 2);
+  }
+}
+
+/** A non-2xx answer: capacity and auth problems are final; 5xx and unknown answers go to the next balancer. */
+function refusal(answer: Answer, balancer: string): AttemptError {
+  const error = (answer.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  const code = typeof error?.code === 'string' ? error.code : undefined;
+  const message = `${balancer}: HTTP ${answer.status}${code ? ` ${code}` : ''}${typeof error?.message === 'string' ? `: ${error.message}` : ''}`;
+  if (code && NO_CAPACITY.has(code)) return new AttemptError(message, false, code);
+  if (answer.status === 401 || answer.status === 403) return new AttemptError(message, false, answer.status === 401 ? 'E_UNAUTHORIZED' : 'E_FORBIDDEN');
+  if (answer.status >= 400 && answer.status < 500 && answer.status !== 404 && answer.status !== 408 && answer.status !== 429) return new AttemptError(message, false, code ?? 'E_HTTP');
+  return new AttemptError(message, true, code);
+}
+
+async function call(balancer: string, method: string, path: string, options: BalancerClientOptions, leftMs: number, body?: string): Promise<Answer> {
+  const url = new URL(balancer + path);
+  const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  return new Promise<Answer>((resolve, reject) => {
+    const req = mod.request(
+      url,
+      {
+        method,
+        agent: false,
+        headers: {
+          authorization: `Bearer ${options.token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+        },
+      },
+      (res: IncomingMessage) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > 256 * 1024) req.destroy(new Error('answer larger than 256 KiB'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            reject(new AttemptError(`${balancer}: HTTP ${res.statusCode}, not JSON: ${JSON.stringify(text.slice(0, 80))}`, true));
+            return;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on('error', (e) => reject(new AttemptError(`${balancer}: ${e.message}`, true)));
+      },
+    );
+    // The connect gets a short timeout of its own: a dead balancer must not eat the lease's time.
+    // Both are cut to the time the whole lease has left.
+    const started = performance.now();
+    const connectMs = Math.max(1, Math.min(options.connectTimeoutMs, leftMs));
+    let timer = setTimeout(() => req.destroy(new Error(`no TCP connection within ${Math.round(connectMs)} ms`)), connectMs);
+    req.on('socket', (socket) => {
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        const answerMs = Math.max(1, Math.min(options.requestTimeoutMs, leftMs - (performance.now() - started)));
+        timer = setTimeout(() => req.destroy(new Error(`no answer within ${Math.round(answerMs)} ms`)), answerMs);
+      });
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new AttemptError(`${balancer}: ${e.message}`, true));
+    });
+    req.end(body);
+  });
+}
+
+const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
+
+/** The API's answer, checked before anything connects to the address in it. */
+export function parseLease(body: unknown, balancer: string): Lease {
+  const source = `lease answer from ${balancer}`;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ValidationError('', 'a JSON object', body, source);
+  const b = body as Record<string, unknown>;
+  const str = (key: string, re: RegExp, expected: string): string => {
+    const v = b[key];
+    if (typeof v !== 'string' || !re.test(v)) throw new ValidationError(key, expected, v, source);
+    return v;
+  };
+  const container = str('container', /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'a container name');
+  const address = str('address', /^[A-Za-z0-9.:-]{1,253}$/, 'an IP address or host name');
+  const hostKeyFingerprint = str('hostKeyFingerprint', FINGERPRINT, 'a SHA256 key fingerprint');
+  const user = str('user', /^[a-z_][a-z0-9_-]{0,31}$/, 'a user name');
+  const port = b.sshPort;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new ValidationError('sshPort', 'a port 1-65535', port, source);
+  const hostKey = b.hostKey === undefined || b.hostKey === null ? undefined : str('hostKey', /^[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line');
+  const hypervisor = typeof b.hypervisor === 'string' ? b.hypervisor : undefined;
+  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer };
+}

@@ -1,0 +1,67 @@
+/**
+ * Entry of the gateway session process: `node <pkg>/dist/shell/main.js --session`, started by
+ * the vzsb-shell wrapper through sudo as the service user. It is on every login's path, so it
+ * loads only what a session needs, and ssh2 only once a lease is on its way.
+ *
+ * Hardening that must happen before anything reads the token:
+ * - SIGUSR1 would open Node's inspector on loopback (readable by anyone on the host); a
+ *   listener disables that, and a session whose inspector is open anyway stops.
+ * - the working directory is the student's: move to / so that nothing (a core file, a
+ *   relative path) lands in a directory the student controls.
+ */
+import { realpathSync } from 'node:fs';
+import inspector from 'node:inspector';
+import { fileURLToPath } from 'node:url';
+
+process.on('SIGUSR1', () => {});
+process.on('SIGUSR2', () => {});
+process.chdir('/');
+
+export async function sessionMain(argv: readonly string[]): Promise<number> {
+  if (argv[0] !== '--session' || argv.length > 3 || (argv.length > 1 && argv[1] !== '--config')) {
+    process.stderr.write('usage: main.js --session [--config /etc/vzsandbox/gateway.yaml]\n');
+    return 2;
+  }
+  if (inspector.url()) {
+    process.stderr.write('vzsb: refusing to run with the inspector open [E_INTERNAL]\n');
+    return 255;
+  }
+  const { runSession } = await import('./session.js');
+  const { DEFAULT_CONFIG_PATH } = await import('./config.js');
+  const configPath = argv[1] === '--config' && argv[2] ? argv[2] : DEFAULT_CONFIG_PATH;
+  return runSession({
+    env: process.env,
+    io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, term: 'xterm-256color' },
+    configPath,
+    onEndSignal: (handler) => {
+      const signals: NodeJS.Signals[] = ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGQUIT'];
+      const h = (s: NodeJS.Signals) => handler(s);
+      for (const s of signals) process.on(s, h);
+      // Ctrl-Z before the terminal is raw must not stop a process the student cannot resume.
+      process.on('SIGTSTP', () => {});
+      return () => {
+        for (const s of signals) process.off(s, h);
+      };
+    },
+  });
+}
+
+if (isEntry(process.argv[1])) {
+  sessionMain(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`vzsb: Something went wrong on the gateway. [E_INTERNAL]\n`);
+      void err;
+      process.exit(255);
+    },
+  );
+}
+
+function isEntry(script: string | undefined): boolean {
+  if (!script) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}

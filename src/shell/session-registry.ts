@@ -1,0 +1,45 @@
+import { mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * Which sessions of a user are open on this gateway: one marker file per session process,
+ * `<dir>/<user>/<pid>`. A lease is released only when its user's last session here ends, so
+ * a second terminal keeps the container when the first one logs out. A marker whose process
+ * is gone (killed -9) does not count. The directory belongs to the service user.
+ */
+export class SessionRegistry {
+  constructor(
+    private readonly dir: string,
+    private readonly pid: number = process.pid,
+    private readonly alive: (pid: number) => boolean = isAlive,
+  ) {}
+
+  async enter(user: string): Promise<void> {
+    const userDir = join(this.dir, user);
+    await mkdir(userDir, { recursive: true, mode: 0o700 });
+    await writeFile(join(userDir, String(this.pid)), `${Date.now()}\n`, { mode: 0o600 });
+  }
+
+  /** Remove this session's marker; returns how many other live sessions the user still has. */
+  async leave(user: string): Promise<number> {
+    const userDir = join(this.dir, user);
+    await unlink(join(userDir, String(this.pid))).catch(() => {});
+    let others = 0;
+    for (const name of await readdir(userDir).catch(() => [] as string[])) {
+      const pid = Number(name);
+      if (!Number.isInteger(pid) || pid <= 0) continue;
+      if (this.alive(pid)) others++;
+      else await unlink(join(userDir, name)).catch(() => {});
+    }
+    return others;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

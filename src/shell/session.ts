@@ -1,0 +1,154 @@
+import { VzsbError } from '../common/errors.js';
+import { silentLogger, type Logger } from '../common/log.js';
+import { waitForSsh } from '../daemons/drivers/ssh-ready.js';
+import { releaseLease, requestLease, type BalancerClientOptions, type Lease } from './balancer-client.js';
+import { loadGatewayConfig, type GatewayConfig } from './config.js';
+import { readInvocation, type Invocation } from './invocation.js';
+import { openLogFile } from './log-file.js';
+import { createSessionKey } from './session-key.js';
+import { SessionRegistry } from './session-registry.js';
+import type { Client } from 'ssh2';
+import { openLink, relay, type Terminal } from './ssh-link.js';
+import { studentCode, studentLine } from './student-message.js';
+
+/**
+ * One student session, from the login shell's start to its exit status: lease, wait for the
+ * container's sshd, connect with the session key, relay, release. Exit statuses: the remote
+ * one; 128+n when the session was ended by signal n; 255 when the gateway could not give
+ * the student a shell (the reason is the last line on stderr and in the log).
+ */
+export interface SessionDeps {
+  env: NodeJS.ProcessEnv;
+  io: Terminal;
+  configPath: string;
+  /** Registers a handler for the signals that end the session; returns the unregister function. */
+  onEndSignal: (handler: (signal: NodeJS.Signals) => void) => () => void;
+  now?: () => number;
+}
+
+const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
+
+export async function runSession(deps: SessionDeps): Promise<number> {
+  const now = deps.now ?? (() => performance.now());
+  const t0 = now();
+  const marks: Record<string, number> = {};
+  const progress = (text: string) => {
+    if (deps.io.stderr.isTTY) deps.io.stderr.write(`${text}\r\n`);
+  };
+
+  let log: Logger = silentLogger;
+  let closeLog = () => {};
+  let inv: Invocation | undefined;
+  let config: GatewayConfig | undefined;
+  let lease: Lease | undefined;
+  let leaseRequested = false;
+  let client: Client | undefined;
+  let registry: SessionRegistry | undefined;
+  let endedBy: NodeJS.Signals | undefined;
+  let status = 255;
+  let stage = 'start';
+
+  // A signal before the relay runs aborts the waiting; during the relay it closes the link.
+  let abort: (err: Error) => void = () => {};
+  const aborted = new Promise<never>((_, reject) => (abort = reject));
+  aborted.catch(() => {});
+  const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
+  const offSignals = deps.onEndSignal((signal) => {
+    if (endedBy) return;
+    endedBy = signal;
+    abort(new VzsbError('E_ENDED', `ended by ${signal}`));
+    client?.end();
+  });
+
+  try {
+    inv = readInvocation(deps.env);
+    stage = 'config';
+    config = await loadGatewayConfig(deps.configPath);
+    const file = openLogFile(config.logFile, config.logLevel, { component: 'gateway', pid: process.pid });
+    log = file.logger.child({ user: inv.user });
+    closeLog = file.close;
+    registry = new SessionRegistry(config.sessionsDir);
+    await registry.enter(inv.user);
+
+    stage = 'lease';
+    progress('Requesting a sandbox...');
+    const key = createSessionKey(`${inv.user}@vzsb-gateway`);
+    // Loading ssh2 takes a while: do it while the balancer works.
+    const ssh2Loaded = import('ssh2');
+    ssh2Loaded.catch(() => {});
+    const clientOptions = balancerOptions(config, log);
+    leaseRequested = true;
+    lease = await step(requestLease(clientOptions, inv.user, key.publicKey, config.leaseTimeoutMs));
+    marks.leaseMs = now() - t0;
+
+    stage = 'ready';
+    progress(`Connecting to ${lease.container}...`);
+    const target = lease;
+    await step(
+      waitForSsh({ host: target.address, port: target.sshPort, timeoutMs: config.sshReadyTimeoutMs, what: target.container }).catch((err: unknown) => {
+        throw new VzsbError('E_SSH_TIMEOUT', 'the container did not answer in time', { details: (err as Error).message, cause: err });
+      }),
+    );
+    marks.readyMs = now() - t0;
+
+    stage = 'connect';
+    await step(ssh2Loaded);
+    const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs });
+    linked.then((c) => (client = c)).catch(() => {});
+    client = await step(linked);
+    if (endedBy) client.end();
+    marks.connectMs = now() - t0;
+
+    stage = 'relay';
+    const running = await step(relay(client, inv.request, { ...deps.io, term: inv.term }));
+    log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, ...rounded(marks) });
+    void running.firstByte.then(() => log.debug('login.first-byte', { ms: Math.round(now() - t0) }));
+    status = await running.done;
+    if (endedBy) status = SIGNAL_STATUS[endedBy] ?? 255;
+  } catch (err) {
+    if (endedBy) {
+      status = SIGNAL_STATUS[endedBy] ?? 255;
+    } else {
+      status = 255;
+      deps.io.stderr.write(studentLine(err));
+      log.error('login.failed', { stage, code: studentCode(err), error: err, details: err instanceof VzsbError ? err.details : undefined, source: inv?.source, container: lease?.container, hypervisor: lease?.hypervisor, ms: Math.round(now() - t0) });
+    }
+  } finally {
+    offSignals();
+    client?.end();
+    if (inv && config && registry) {
+      const others = await registry.leave(inv.user).catch(() => 0);
+      let released: string | boolean = false;
+      if (leaseRequested && others === 0) {
+        released = await releaseLease(balancerOptions(config, log), inv.user, lease?.balancer, config.releaseTimeoutMs).then(
+          () => true,
+          (err: unknown) => {
+            log.warn('lease.release-failed', { error: err, details: err instanceof VzsbError ? err.details : undefined, container: lease?.container });
+            return false;
+          },
+        );
+      } else if (others > 0) {
+        released = `kept for ${others} other session(s)`;
+      }
+      if (lease) {
+        log.info('logout', { source: inv.source, container: lease.container, hypervisor: lease.hypervisor, status, endedBy, released, sessionMs: Math.round(now() - t0) });
+      }
+    }
+    closeLog();
+  }
+  return status;
+}
+
+function balancerOptions(config: GatewayConfig, log: Logger): BalancerClientOptions {
+  return {
+    balancers: config.balancers,
+    token: config.token,
+    connectTimeoutMs: config.connectTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+    onFailover: (balancer, reason) => log.warn('balancer.failover', { balancer, reason }),
+  };
+}
+
+function rounded(marks: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(marks).map(([k, v]) => [k, Math.round(v)]));
+}

@@ -129,3 +129,35 @@ test.serial('lxc: ids outside the prefix or the address range are refused with t
   await t.throwsAsync(driver.create('other-1'), { code: 'E_INVALID', message: /expected "vzl11-" followed by digits/ } as never);
   await t.throwsAsync(driver.create(`${PREFIX}999`), { code: 'E_INVALID', message: /beyond the address range/ } as never);
 });
+
+test.serial('lxc: a container whose sshd cannot start fails start with a clear error, quickly', async (t) => {
+  const id = own(6);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  // No host key: sshd exits at once, the container stops.
+  const upper = join(lxcPath!, id, 'overlay', 'delta', 'etc', 'ssh');
+  await rm(join(upper, 'ssh_host_ed25519_key'));
+  const started = Date.now();
+  const err = await t.throwsAsync(driver.start(id));
+  t.is((err as { code?: string }).code, 'E_DRIVER_RUNTIME');
+  t.regex(err!.message, new RegExp(`container ${id}: sshd at ${bridge!.address(10 + 106).replace(/\./g, '\\.')}:22 will not answer: the container stopped`));
+  t.true(Date.now() - started < 5000, 'noticed the stop well before the 10 s timeout');
+});
+
+test.serial('lxc: prepare rebuilds the base when its recorded definition differs, and only then', async (t) => {
+  const base = join(lxcPath!, `vzl${INDEX}base`);
+  const marker = join(base, 'rootfs', 'vzsb-test-marker');
+  await writeFile(marker, 'x');
+  await driver.prepare();
+  t.is(await readFile(marker, 'utf8'), 'x', 'an unchanged definition leaves the base alone');
+  await writeFile(join(base, 'vzsb-base.hash'), 'stale\n');
+  await driver.prepare();
+  await t.throwsAsync(readFile(marker, 'utf8'), { code: 'ENOENT' } as never);
+  t.not((await readFile(join(base, 'vzsb-base.hash'), 'utf8')).trim(), 'stale');
+  // Clones of the rebuilt base work.
+  const id = own(7);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  await driver.start(id);
+  t.is((await driver.exec(id, ['hostname'])).stdout, `${id}\n`);
+});

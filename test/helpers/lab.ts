@@ -30,12 +30,19 @@ export interface UseLabOptions {
 
 let counter = 0;
 
+/**
+ * A lab is up in seconds, but the first one on a machine waits for debootstrap of the lab
+ * root filesystem (over a minute, several under load): longer than ava's inactivity timeout.
+ */
+export const LAB_CREATE_TIMEOUT_MS = 20 * 60_000;
+
 export function useLab(test: TestFn<any>, options: UseLabOptions): LabFixture {
   const name = `t${process.pid}-${++counter}-${randomBytes(2).toString('hex')}`;
   const env = { ownerPid: process.pid };
   let lab: Lab | undefined;
 
-  test.before(async () => {
+  test.before(async (t) => {
+    t.timeout(LAB_CREATE_TIMEOUT_MS, 'creating the lab');
     await pruneStaleLabs();
     lab = await createLab({ name, hosts: options.hosts, init: options.init, nesting: options.nesting }, env);
   });

@@ -4,12 +4,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { run } from '../../src/common/exec.js';
+import { LAB_CREATE_TIMEOUT_MS } from '../helpers/lab.js';
 import { destroyLab, readLab } from '../../src/lab/index.js';
 
 const entry = join(import.meta.dirname, '../../src/cli/entry.ts');
-const vzsb = (...args: string[]) => run('node', ['--import', 'tsx', entry, ...args], { timeoutMs: 300_000 });
+const vzsb = (...args: string[]) => run('node', ['--import', 'tsx', entry, ...args], { timeoutMs: LAB_CREATE_TIMEOUT_MS });
 
 test('vzsb lab up / show / list / down', async (t) => {
+  t.timeout(LAB_CREATE_TIMEOUT_MS);
   const name = `t${process.pid}-cli-${randomBytes(2).toString('hex')}`;
   t.teardown(() => destroyLab(name));
 

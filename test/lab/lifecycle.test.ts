@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { run } from '../../src/common/exec.js';
+import { LAB_CREATE_TIMEOUT_MS } from '../helpers/lab.js';
 import { VzsbError } from '../../src/common/errors.js';
 import { NFT, firewallTable } from '../../src/lab/firewall.js';
 import { createLab, destroyLab, DEFAULT_LAB_ROOT, labLayout, readLab } from '../../src/lab/index.js';
@@ -26,6 +27,7 @@ async function assertGone(t: import('ava').ExecutionContext, name: string) {
 }
 
 test('destroyLab removes containers, bridge, subnet reservation and state dir', async (t) => {
+  t.timeout(LAB_CREATE_TIMEOUT_MS);
   const name = uniqueName('d');
   t.teardown(() => destroyLab(name, env));
   const lab = await createLab({ name, hosts: 2 }, env);
@@ -42,6 +44,7 @@ test('destroyLab removes containers, bridge, subnet reservation and state dir', 
 });
 
 test('a host that does not come up is named with its console log, and nothing is left', async (t) => {
+  t.timeout(LAB_CREATE_TIMEOUT_MS);
   const name = uniqueName('f');
   t.teardown(() => destroyLab(name, env));
   // far too short for any sshd to answer: the readiness wait gives up on the first host it checks
@@ -53,6 +56,7 @@ test('a host that does not come up is named with its console log, and nothing is
 });
 
 test('a second lab of the same name is refused and the first is untouched', async (t) => {
+  t.timeout(LAB_CREATE_TIMEOUT_MS);
   const name = uniqueName('x');
   t.teardown(() => destroyLab(name, env));
   const lab = await createLab({ name, hosts: 1, init: 'script' }, env);

@@ -44,10 +44,12 @@ cat > /etc/vzsb-lab/init.sh <<'INIT'
 #!/bin/sh
 # Boot of lab hosts without systemd (init: script): busybox init runs this once, then
 # reaps orphans and powers off on SIGUSR2. Services are plain daemons with pidfiles.
+# Output goes to the console, whose log the lab shows when a host does not come up.
 mkdir -p /run/sshd /run/lock
 ip link set lo up 2>/dev/null
-/usr/sbin/sshd
-/usr/sbin/cron
+echo "vzsb-lab: starting sshd and cron"
+/usr/sbin/sshd || echo "vzsb-lab: sshd failed to start (exit $?)"
+/usr/sbin/cron || echo "vzsb-lab: cron failed to start (exit $?)"
 INIT
 chmod 755 /etc/vzsb-lab/init.sh
 cat > /etc/inittab <<'TAB'

@@ -89,6 +89,10 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
   try {
     const rootfsDir = await ensureRootfs({ packages: LAB_HOST_PACKAGES, cacheDir: env.rootfsCacheDir, runner, progress: env.progress });
     const subnet = await reserveSubnet({ labName: opts.name, labDir: layout.dir, reservationDir: subnetReservationDir(root), runner });
+    // The name is ours now (its dir was made exclusively): a bridge or table of that name is
+    // left from a lab whose dir was removed by hand.
+    await deleteBridge(layout.bridge, runner);
+    await removeFirewall(layout.bridge, runner);
     await createBridge(layout.bridge, subnet, runner);
     await addFirewall(layout.bridge, runner);
 

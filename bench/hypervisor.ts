@@ -1,8 +1,9 @@
 /**
  * The hypervisor with real LXC containers, over real HTTP on loopback:
  *   1. time from an empty pool to STANDBY clean containers ready;
- *   2. warm lease latency (POST /v1/leases with a clean container ready, then DELETE) over
- *      LEASES leases, p50/p95/p99, as the client sees it and as the daemon measured it;
+ *   2. warm lease latency (POST /v1/leases with a clean container ready and the previous
+ *      release's reset finished, then DELETE) over LEASES leases, p50/p95/p99, as the client
+ *      sees it and as the daemon measured it;
  *   3. time to reset RESETS containers (POST /v1/reset {wait: true}).
  * Targets: warm lease p50 < 50 ms; 50 resets < 10 s.
  * Uses its own bridge (vzsbt201, 10.231.201.0/24), a temporary lxcPath and state directory,
@@ -87,14 +88,14 @@ try {
     return json;
   };
 
-  // 2. Warm leases: a clean container is ready before each one (the pool refills in between).
+  // 2. Warm leases: a clean container is ready and no reset runs when each one is asked for.
   const key = ssh2.utils.generateKeyPairSync('ed25519').public;
   await call('GET', '/v1/leases'); // first connection, out of the measurement
   const client: number[] = [];
   const server: number[] = [];
   let misses = 0;
   for (let i = 0; i < LEASES; i++) {
-    await until(() => pool.capacity().clean >= 1);
+    await until(() => idle(pool.capacity()) && pool.capacity().clean >= 1);
     const s = performance.now();
     const lease = await call('POST', '/v1/leases', { user: `bench${i}`, publicKey: key });
     client.push(performance.now() - s);
@@ -116,7 +117,7 @@ try {
 
   const q = (xs: number[], p: number) => percentile(xs, p).toFixed(1);
   const lines = [
-    `hypervisor benchmark (LXC, ${BUILD_CONCURRENCY} parallel builds, ${(await run('nproc', [])).stdout.trim()} cores)`,
+    `hypervisor benchmark (LXC, ${BUILD_CONCURRENCY} parallel builds, ${(await run('nproc', [])).stdout.trim()} cores, load average ${(await run('cat', ['/proc/loadavg'])).stdout.split(' ')[0]})`,
     `empty pool -> ${STANDBY} clean ready:       ${fmtMs(fillMs)}`,
     `warm lease over HTTP, client (n=${LEASES}): p50 ${q(client, 50)} ms  p95 ${q(client, 95)} ms  p99 ${q(client, 99)} ms  (target p50 < 50 ms)`,
     `warm lease, daemon's own measure:    p50 ${q(server, 50)} ms  p95 ${q(server, 95)} ms  p99 ${q(server, 99)} ms  (${misses} misses)`,

@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/daemons/common/clock.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import { MemoryDriver } from '../../src/daemons/drivers/memory.js';
 import { poolConfigSchema, type PoolConfig } from '../../src/daemons/hypervisor/config.js';
+import { startJobs } from '../../src/daemons/hypervisor/jobs.js';
 import { LeaseStore, type StoredState } from '../../src/daemons/hypervisor/lease-store.js';
 import { Pool } from '../../src/daemons/hypervisor/pool.js';
 
@@ -390,4 +391,35 @@ test('the state file is replaced atomically and coalesces concurrent saves', asy
   await t.throwsAsync(store.load(), { message: /not valid JSON/ });
   const leftovers = (await readdir(dir)).filter((f) => f.includes('.tmp'));
   t.deepEqual(leftovers, []);
+});
+
+test('jobs: the standby schedule changes the target; a reclaim asked for during a pass shares it; a bad cron names its entry', async (t) => {
+  const { pool, driver } = await setup(t, { standby: 1, max: 6 });
+  const config = poolConfigSchema.parse({
+    standby: 1,
+    max: 6,
+    checkSeconds: 30,
+    schedule: [
+      { cron: '50 8 * * 1-5', standby: 4 },
+      { cron: '0 13 * * 1-5', standby: 0 },
+    ],
+  });
+  const jobs = startJobs(pool, config, silentLogger);
+  t.teardown(() => jobs.stop());
+  const next = jobs.standbyJobs[0]!.nextInvocation() as unknown as Date;
+  t.is(next.getHours(), 8);
+  t.is(next.getMinutes(), 50);
+  t.true(next.getDay() >= 1 && next.getDay() <= 5);
+  jobs.standbyJobs[0]!.invoke();
+  await pool.settled();
+  t.is(pool.capacity().standby, 4);
+  t.is(pool.capacity().clean, 4);
+  t.is((await driver.list()).length, 4);
+  jobs.standbyJobs[1]!.invoke();
+  t.is(pool.capacity().standby, 0);
+  const [a, b] = [jobs.runReclaim(), jobs.runReclaim()];
+  t.is(a, b);
+  t.is((await a).kept, 0);
+  const bad = poolConfigSchema.parse({ standby: 1, max: 2, schedule: [{ cron: '61 25 * * * *', standby: 1 }] });
+  t.throws(() => startJobs(pool, bad, silentLogger), { message: /pool\.schedule\[0\]\.cron/ });
 });

@@ -11,6 +11,8 @@ import type { Pool, ReclaimReport } from './pool.js';
  */
 export interface Jobs {
   runReclaim(): Promise<ReclaimReport>;
+  /** One job per `pool.schedule` entry, in order. */
+  standbyJobs: schedule.Job[];
   stop(): Promise<void>;
 }
 
@@ -34,22 +36,25 @@ export function startJobs(pool: Pool, config: PoolConfig, logger: Logger): Jobs 
   if (60 % every === 0 || (every % 60 === 0 && 3600 % every === 0)) {
     // Aligned to the clock: every N seconds of the minute, or every N minutes of the hour.
     const spec = every < 60 ? `*/${every} * * * * *` : `0 */${every / 60} * * * *`;
-    const job = schedule.scheduleJob('vzsb-reclaim', spec, tick);
+    const job = schedule.scheduleJob(spec, tick);
     cancels.push(() => job.cancel());
   } else {
     const timer = setInterval(tick, every * 1000);
     cancels.push(() => clearInterval(timer));
   }
+  const standbyJobs: schedule.Job[] = [];
   for (const [i, entry] of (config.schedule ?? []).entries()) {
-    const job = schedule.scheduleJob(`vzsb-standby-${i}`, entry.cron, () => pool.setStandby(entry.standby));
+    const job = schedule.scheduleJob(entry.cron, () => pool.setStandby(entry.standby));
     if (!job) {
       for (const cancel of cancels) cancel();
       throw new VzsbError('E_CONFIG', `pool.schedule[${i}].cron: expected a cron expression, got ${JSON.stringify(entry.cron)}`);
     }
+    standbyJobs.push(job);
     cancels.push(() => job.cancel());
   }
   return {
     runReclaim,
+    standbyJobs,
     stop: async () => {
       for (const cancel of cancels) cancel();
       await running?.catch(() => undefined);

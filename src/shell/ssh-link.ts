@@ -90,8 +90,17 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
   const tty = io.stdin.isTTY === true;
   const size = (): { rows: number; cols: number } => (io.stdout.isTTY ? { rows: io.stdout.rows || 24, cols: io.stdout.columns || 80 } : { rows: 24, cols: 80 });
   const pty = tty ? { term: io.term, ...size(), width: 0, height: 0 } : undefined;
+  let exitStatus: number | undefined;
   const channel = await new Promise<ClientChannel>((resolve, reject) => {
-    const cb = (err: Error | undefined, stream: ClientChannel) => (err ? reject(new VzsbError('E_SSH', 'the container refused the session', { details: err.message, cause: err })) : resolve(stream));
+    // ssh2 may emit a fast command's exit status in the same tick as this callback: listen at once.
+    const cb = (err: Error | undefined, stream: ClientChannel) => {
+      if (err) return reject(new VzsbError('E_SSH', 'the container refused the session', { details: err.message, cause: err }));
+      stream.on('exit', (code: number | null, signal?: string) => {
+        if (typeof code === 'number') exitStatus = code;
+        else if (signal) exitStatus = 128 + (SIGNALS[signal.replace(/^SIG/, '')] ?? 0);
+      });
+      resolve(stream);
+    };
     switch (request.kind) {
       case 'interactive':
         client.shell(pty ?? false, cb);
@@ -106,15 +115,11 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
     }
   });
 
-  let exitStatus: number | undefined;
-  channel.on('exit', (code: number | null, signal?: string) => {
-    if (typeof code === 'number') exitStatus = code;
-    else if (signal) exitStatus = 128 + (SIGNALS[signal.replace(/^SIG/, '')] ?? 0);
-  });
 
   let markFirst: () => void = () => {};
   const firstByte = new Promise<void>((r) => (markFirst = r));
   channel.once('data', () => markFirst());
+  channel.stderr.once('data', () => markFirst());
 
   const onResize = () => {
     const s = size();

@@ -113,3 +113,162 @@ test.serial('interactive login: a root prompt in a container, window size and re
   t.true(log.some((l) => l.event === 'balancer.failover'), 'the dead first balancer was skipped');
   t.false(JSON.stringify(log).includes(gw.leaseToken), 'no token in the log');
 });
+
+test.serial('exec mode: `ssh gateway cmd` relays stdin, stdout, stderr and the exit status, without a PTY', async (t) => {
+  const bob = gw.students[1]!;
+  const ran = await ssh(bob, 'echo "out $(id -u) $(hostname)"; echo err >&2; test -t 0 || echo no-tty; exit 5');
+  t.is(ran.code, 5, ran.stderr);
+  t.regex(ran.stdout, /^out 0 vzg41-\d+\nno-tty\n$/);
+  t.is(ran.stderr, 'err\n', 'no progress lines without a terminal');
+  const piped = await ssh(bob, 'wc -c; exit 0', 'x'.repeat(100_000));
+  t.is(piped.code, 0, piped.stderr);
+  t.is(piped.stdout.trim(), '100000');
+  // `ssh -t gateway cmd` gets a PTY.
+  const tty = await ssh(bob, 'test -t 0 && echo has-tty', '', ['-tt']);
+  t.regex(tty.stdout, /has-tty/);
+  t.false((await leases()).some((l) => l.user === bob), 'released after each command');
+});
+
+test.serial('sftp and scp reach the container', async (t) => {
+  const carol = gw.students[2]!;
+  const local = join(gw.work, 'transfer');
+  await mkdir(local, { recursive: true });
+  await writeFile(join(local, 'up.txt'), 'payload 42\n');
+  // Keep a terminal open so every transfer lands in the same container.
+  await terms.open('c1', ['ssh', '-tt', ...gw.sshArgs(carol)], { cols: 80, rows: 24 });
+  await terms.waitFor('c1', PROMPT, 60_000);
+  const port = ['-P', String(gw.sshPort)];
+  const sftp = await spawnCollect('sftp', [...gw.sshOptions, ...port, '-b', '-', `${carol}@127.0.0.1`], `put ${join(local, 'up.txt')} /root/up.txt\nget /root/up.txt ${join(local, 'back.txt')}\n`);
+  t.is(sftp.code, 0, sftp.stderr);
+  t.is(await readFile(join(local, 'back.txt'), 'utf8'), 'payload 42\n');
+  const scp = await spawnCollect('scp', [...gw.sshOptions, ...port, join(local, 'up.txt'), `${carol}@127.0.0.1:/root/scp.txt`]);
+  t.is(scp.code, 0, scp.stderr);
+  const legacy = await spawnCollect('scp', ['-O', ...gw.sshOptions, ...port, `${carol}@127.0.0.1:/root/scp.txt`, join(local, 'legacy.txt')]);
+  t.is(legacy.code, 0, legacy.stderr);
+  t.is(await readFile(join(local, 'legacy.txt'), 'utf8'), 'payload 42\n');
+  await terms.type('c1', 'echo "FILES=$(cat /root/up.txt /root/scp.txt | wc -l)"');
+  t.is((await terms.waitFor('c1', /FILES=(\d+)/))[1], '2');
+  await terms.type('c1', 'exit');
+  t.is(await terms.exitStatus('c1'), 0);
+});
+
+test.serial('the student cannot read the token, signal the session, or lease in another name', async (t) => {
+  const [alice, bob] = gw.students as [string, string];
+  const { setup } = gw;
+  // A live session of bob's, to look at from alice's account.
+  await terms.open('b1', ['ssh', '-tt', ...gw.sshArgs(bob)], { cols: 80, rows: 24 });
+  await terms.waitFor('b1', PROMPT, 60_000);
+  await terms.type('b1', 'echo "HB=$(hostname)"');
+  const bobContainer = (await terms.waitFor('b1', /HB=([a-z][\w-]+)/))[1]!;
+
+  const read = await asUser(alice, ['cat', setup.configPath]);
+  t.not(read.code, 0);
+  t.regex(read.stderr, /Permission denied/);
+  t.false(read.stdout.includes(gw.leaseToken));
+
+  const pids = (await run('pgrep', ['-u', setup.serviceUser, '-f', 'shell/main'])).stdout.trim().split('\n').filter(Boolean);
+  t.true(pids.length >= 1, 'a session process runs as the service user');
+  for (const pid of pids) {
+    const environ = await asUser(alice, ['cat', `/proc/${pid}/environ`]);
+    t.not(environ.code, 0, `environ of ${pid}`);
+    t.false(environ.stdout.includes(gw.leaseToken));
+    const mem = await asUser(alice, ['dd', `if=/proc/${pid}/mem`, 'bs=1', 'count=1', 'skip=4096']);
+    t.not(mem.code, 0);
+    // sudo execs the session in place: no sudo process relays a signal from the student.
+    const kill = await asUser(alice, ['kill', '-USR1', pid]);
+    t.not(kill.code, 0);
+    t.regex(kill.stderr, /Operation not permitted/);
+  }
+
+  // sudo -l names exactly the session command, nothing else.
+  const list = await asUser(alice, ['sudo', '-n', '-l']);
+  t.is(list.code, 0, list.stderr);
+  t.regex(list.stdout, new RegExp(`\\(${setup.serviceUser}\\) NOPASSWD: ${escapeRe(setup.sessionCommand[0]!)}`));
+  t.is(list.stdout.match(/NOPASSWD/g)?.length, 1);
+  t.false(list.stdout.includes(gw.leaseToken));
+  const refused: string[][] = [
+    ['sudo', '-n', '-u', setup.serviceUser, '--', '/bin/cat', setup.configPath],
+    ['sudo', '-n', '-u', 'root', '--', '/bin/true'],
+    ['sudo', '-n', '-u', setup.serviceUser, '--', ...setup.sessionCommand.slice(0, -2), '--config', '/tmp/other.yaml'],
+    ['sudo', '-n', '--preserve-env=SUDO_USER', '-u', setup.serviceUser, '--', ...setup.sessionCommand],
+    ['sudo', '-n', '-E', '-u', setup.serviceUser, '--', ...setup.sessionCommand],
+  ];
+  for (const argv of refused) {
+    const r = await asUser(alice, argv, { SUDO_USER: bob });
+    t.not(r.code, 0, argv.join(' '));
+    t.false((r.stdout + r.stderr).includes(gw.leaseToken));
+  }
+
+  // SUDO_USER set by the student does not survive sudo: the session is alice's, in alice's container.
+  const forged = await asUser(alice, [setup.wrapperPath, '-c', 'hostname; echo "U=$SUDO_USER"'], { SUDO_USER: bob, USER: bob, LOGNAME: bob });
+  t.is(forged.code, 0, forged.stderr);
+  const aliceContainer = forged.stdout.split('\n')[0]!;
+  t.regex(aliceContainer, /^vzg41-\d+$/);
+  t.not(aliceContainer, bobContainer);
+  const log = await gw.logLines();
+  t.true(log.some((l) => l.event === 'login' && l.user === alice && l.container === aliceContainer));
+  t.false(log.some((l) => l.event === 'login' && l.user === bob && l.container === aliceContainer));
+
+  // Someone outside the students' group gets nothing.
+  const outsider = await asUser(gw.outsider, [setup.wrapperPath, '-c', 'hostname']);
+  t.not(outsider.code, 0);
+  t.regex(outsider.stderr, /sudo/);
+  t.false((await leases()).some((l) => l.user === gw.outsider));
+
+  await terms.type('b1', 'exit');
+  t.is(await terms.exitStatus('b1'), 0);
+});
+
+test.serial('a container presenting another host key is refused with E_HOSTKEY', async (t) => {
+  // A balancer stand-in that forwards to the hypervisor but reports another key's fingerprint.
+  const wrong = generateEd25519('not-the-container').fingerprint;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const upstream = await fetch(gw.hypervisorUrl + req.url, { method: req.method, headers: { authorization: req.headers.authorization!, 'content-type': 'application/json' }, body: req.method === 'POST' ? Buffer.concat(chunks) : undefined });
+      const body = (await upstream.json()) as Record<string, unknown>;
+      if (req.method === 'POST' && upstream.status === 200) {
+        body.hostKeyFingerprint = wrong;
+        delete body.hostKey;
+      }
+      res.writeHead(upstream.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+  await gw.writeConfig({ balancers: [`http://127.0.0.1:${port}`] });
+  t.teardown(() => gw.restoreConfig());
+
+  const alice = gw.students[0]!;
+  const ran = await ssh(alice, 'echo should-not-run');
+  t.is(ran.code, 255);
+  t.is(ran.stdout, '');
+  t.regex(ran.stderr, /\[E_HOSTKEY\]/);
+  const failed = (await gw.logLines()).filter((l) => l.event === 'login.failed' && l.code === 'E_HOSTKEY');
+  t.is(failed.length, 1);
+  t.regex(String(failed[0]!.details), new RegExp(`expected ${escapeRe(wrong)}`));
+  t.false((await leases()).some((l) => l.user === alice), 'the lease was released');
+});
+
+test.serial('no balancer answers: E_BALANCER_DOWN within the configured time', async (t) => {
+  const dead = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+  await gw.writeConfig({ balancers: dead, timeouts: { leaseMs: 1500, releaseMs: 300 } });
+  t.teardown(() => gw.restoreConfig());
+  const started = performance.now();
+  const ran = await ssh(gw.students[0]!, 'true');
+  const ms = performance.now() - started;
+  t.is(ran.code, 255);
+  t.regex(ran.stderr, /does not answer.*\[E_BALANCER_DOWN\]/);
+  t.true(ms < 6000, `${ms} ms`);
+  const failed = (await gw.logLines()).filter((l) => l.event === 'login.failed' && l.code === 'E_BALANCER_DOWN');
+  t.is(failed.length, 1);
+  t.regex(String(failed[0]!.details), /ECONNREFUSED/);
+});
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { acquirePidLock } from '../../src/daemons/common/pid-lock.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import { loadHypervisorConfig } from '../../src/daemons/hypervisor/config.js';
+import { checkDriverConfig } from '../../src/daemons/hypervisor/drivers.js';
 import { runCli } from './daemon-process.js';
 
 const ADMIN = 'admin-token-daemon-test-0001';
@@ -49,6 +50,8 @@ test('config errors name the bad field and the file', async (t) => {
     t.true(err!.message.startsWith(path), 'names the file');
   }
   // Driver options are checked by the driver's own schema, under "driver.".
+  t.throws(() => checkDriverConfig({ kind: 'openvz', firstAddress: '10.1.0.1' }, 'h.yaml'), { message: /^h\.yaml: driver\.template: required string; driver\.lastAddress: required string$/ });
+  t.throws(() => checkDriverConfig({ kind: 'memory', latency: 1 }, 'h.yaml'), { message: /driver: unknown field latency/ });
   await writeFile(path, 'tokens: {}\npool: {standby: 1, max: 2}\ndriver: {kind: lxc, bridge: br0}');
   const cli = runCli(['hypervisor', '--check', '--config', path]);
   t.is(await cli.exited, 1);

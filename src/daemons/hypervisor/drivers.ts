@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { InputError, parseInput } from '../../common/validate.js';
 import { lxcDriverConfigSchema } from '../drivers/lxc-config.js';
 import { LxcDriver } from '../drivers/lxc.js';
 import { MemoryDriver } from '../drivers/memory.js';
+import { OpenVzDriver, openVzDriverConfigSchema } from '../drivers/openvz.js';
 import type { ContainerDriver } from '../drivers/types.js';
 import { driverOptions, type DriverConfig } from './config.js';
 
@@ -37,14 +37,14 @@ export async function createDriver(config: DriverConfig, source: string, logger:
     case 'lxc':
       return { driver: new LxcDriver({ config: parsed.options, logger }), prefix: parsed.options.prefix };
     case 'openvz':
-      return createOpenvz(parsed.options, source, logger);
+      return { driver: new OpenVzDriver({ config: parsed.options, logger }), prefix: parsed.options.prefix };
   }
 }
 
 type Parsed =
   | { kind: 'memory'; options: z.infer<typeof memoryOptionsSchema> }
   | { kind: 'lxc'; options: z.infer<typeof lxcDriverConfigSchema> }
-  | { kind: 'openvz'; options: Record<string, unknown> };
+  | { kind: 'openvz'; options: z.infer<typeof openVzDriverConfigSchema> };
 
 function underDriver<S extends z.ZodType>(schema: S, options: Record<string, unknown>, source: string): z.infer<S> {
   try {
@@ -63,22 +63,6 @@ function parseOptions(config: DriverConfig, source: string): Parsed {
     case 'lxc':
       return { kind: 'lxc', options: underDriver(lxcDriverConfigSchema, options, source) };
     case 'openvz':
-      return { kind: 'openvz', options };
+      return { kind: 'openvz', options: underDriver(openVzDriverConfigSchema, options, source) };
   }
-}
-
-/** The OpenVZ driver module is loaded only when configured; its schema checks the options. */
-async function createOpenvz(options: Record<string, unknown>, source: string, logger: Logger): Promise<DriverSetup> {
-  const specifier = '../drivers/openvz.js';
-  let mod: { OpenVzDriver?: new (deps: { config: never; logger: Logger }) => ContainerDriver; openVzDriverConfigSchema?: z.ZodType };
-  try {
-    mod = (await import(specifier)) as typeof mod;
-  } catch (err) {
-    throw new VzsbError('E_CONFIG', `${source}: driver.kind: the openvz driver is not available in this installation`, { cause: err });
-  }
-  if (!mod.OpenVzDriver || !mod.openVzDriverConfigSchema) {
-    throw new VzsbError('E_CONFIG', `${source}: driver.kind: the openvz driver module does not export OpenVzDriver`);
-  }
-  const config = underDriver(mod.openVzDriverConfigSchema, options, source) as { prefix: string };
-  return { driver: new mod.OpenVzDriver({ config: config as never, logger }), prefix: config.prefix };
 }

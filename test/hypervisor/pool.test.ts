@@ -423,3 +423,17 @@ test('jobs: the standby schedule changes the target; a reclaim asked for during 
   const bad = poolConfigSchema.parse({ standby: 1, max: 2, schedule: [{ cron: '61 25 * * * *', standby: 1 }] });
   t.throws(() => startJobs(pool, bad, silentLogger), { message: /pool\.schedule\[0\]\.cron/ });
 });
+
+test('at max, a lease waits for a container being reset instead of failing', async (t) => {
+  const driver = new MemoryDriver({ latencyMs: 3 });
+  const { pool } = await setup(t, { standby: 1, max: 1 }, { driver });
+  const a = await pool.lease('alice', KEY);
+  await pool.release('alice');
+  t.not(pool.capacity().clean, 1, 'the reset is still running');
+  const b = await pool.lease('bob', KEY);
+  t.is(b.container, a.container);
+  t.false(b.hit);
+  t.not(b.hostKey, a.hostKey);
+  const err = await t.throwsAsync(pool.lease('carol', KEY));
+  t.is((err as { code?: string }).code, 'E_POOL_FULL', 'nothing is coming: refused at once');
+});

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
 import { VzsbError } from '../../common/errors.js';
 import { createLogger } from '../../common/log.js';
@@ -42,7 +43,7 @@ export const hypervisorCommand: CommandModule<object, HypervisorArgs> = {
       argv.exitCode = 0;
       return;
     }
-    const logger = createLogger({ level: config.log.level, base: { daemon: 'hypervisor' } });
+    const logger = createLogger({ level: config.log.level, base: { daemon: 'hypervisor', hypervisor: hostname() } });
     try {
       if (argv.action === 'reclaim') {
         const result = await reclaimOnce(config, { source: argv.config, logger });

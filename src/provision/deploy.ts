@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { packageRoot } from '../common/paths.js';
 import { connectLocal } from './connectors/local.js';
 import { connectSsh, type SshOptions } from './connectors/ssh.js';
@@ -10,6 +10,7 @@ import { operations } from './operations/index.js';
 import { loadPlaybook } from './playbook/load.js';
 import { runPlaybook, type Reporter, type RunResult } from './runner.js';
 import { createTemplating } from './templating.js';
+import { SecretStore, maskingReporter } from './secrets.js';
 
 export interface DeployOptions {
   inventory: string;
@@ -24,6 +25,8 @@ export interface DeployOptions {
   ssh?: SshOptions;
   reporter: Reporter;
   warn?: (message: string) => void;
+  /** Default: vzsb-secrets.yaml beside the inventory. */
+  secretsFile?: string;
 }
 
 export function defaultPlaybook(): string {
@@ -51,6 +54,7 @@ export async function deploy(options: DeployOptions): Promise<RunResult> {
   const inventory = await loadInventory(options.inventory);
   const playbook = await loadPlaybook(options.playbook ?? defaultPlaybook(), { modules: new Set(operations.keys()) });
   const limit = options.limit ? selectHosts(inventory, options.limit) : undefined;
+  const secrets = new SecretStore(options.secretsFile ?? join(dirname(inventory.source), 'vzsb-secrets.yaml'));
   return runPlaybook({
     inventory,
     plays: playbook.plays,
@@ -63,8 +67,8 @@ export async function deploy(options: DeployOptions): Promise<RunResult> {
     forks: options.forks ?? 10,
     extraVars: options.extraVars ?? {},
     connect: connectorFor(options.ssh),
-    reporter: options.reporter,
-    compile: { templating: createTemplating(), templateDirs: [join(packageRoot(), 'templates')] },
+    reporter: maskingReporter(options.reporter, () => secrets.values()),
+    compile: { templating: createTemplating({ secret: (name) => secrets.get(name) }), templateDirs: [join(packageRoot(), 'templates')] },
   });
 }
 

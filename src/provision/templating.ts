@@ -6,8 +6,18 @@ import { VzsbError } from '../common/errors.js';
  * Handlebars in strict mode: a missing variable is an error that names the template and line.
  * Templates never HTML-escape (they render config files, not pages).
  */
-export function createTemplating() {
+export interface TemplatingOptions {
+  /** `{{secret "name"}}`: a value made once and kept (see secrets.ts). */
+  secret?: (name: string) => string;
+}
+
+export function createTemplating(options: TemplatingOptions = {}) {
   const hb = Handlebars.create();
+  hb.registerHelper('secret', (name: unknown) => {
+    if (!options.secret) throw new Error('secrets are not available here');
+    if (typeof name !== 'string') throw new Error('secret needs a name: {{secret "name"}}');
+    return options.secret(name);
+  });
   hb.registerHelper('json', (v: unknown) => new hb.SafeString(JSON.stringify(v)));
   hb.registerHelper('join', (list: unknown, sep: unknown) => (Array.isArray(list) ? list.join(typeof sep === 'string' ? sep : ', ') : String(list)));
   hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);

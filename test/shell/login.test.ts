@@ -2,7 +2,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
@@ -268,6 +268,48 @@ test.serial('no balancer answers: E_BALANCER_DOWN within the configured time', a
   t.is(failed.length, 1);
   t.regex(String(failed[0]!.details), /ECONNREFUSED/);
 });
+
+test.serial('SIGTERM and a hang-up end the session cleanly: status 128+n, logout logged, lease released', async (t) => {
+  const carol = gw.students[2]!;
+  const sessionPid = async (): Promise<number> => {
+    const dir = join(gw.setup.gateway.sessionsDir, carol);
+    return until(async () => {
+      const names = (await readdir(dir).catch(() => [] as string[])).map(Number).filter((n) => n > 0);
+      return names.length === 1 ? names[0] : undefined;
+    }, 'a session marker');
+  };
+  const logout = (pid: number) => until(async () => (await gw.logLines()).find((l) => l.event === 'logout' && l.pid === pid), `logout of ${pid}`);
+
+  await terms.open('c2', ['ssh', '-tt', ...gw.sshArgs(carol)], { cols: 80, rows: 24 });
+  await terms.waitFor('c2', PROMPT, 60_000);
+  const first = await sessionPid();
+  process.kill(first, 'SIGTERM');
+  t.is(await terms.exitStatus('c2'), 143);
+  t.like(await logout(first), { user: carol, endedBy: 'SIGTERM', status: 143, released: true });
+  t.false((await leases()).some((l) => l.user === carol));
+
+  // The student's ssh client goes away: sshd hangs up the terminal, the session gets SIGHUP.
+  await terms.open('c3', ['ssh', '-tt', ...gw.sshArgs(carol)], { cols: 80, rows: 24 });
+  await terms.waitFor('c3', PROMPT, 60_000);
+  const second = await sessionPid();
+  await run('tmux', ['-L', `vzsb-test${INDEX}`, 'kill-session', '-t', 'c3']);
+  t.like(await logout(second), { user: carol, endedBy: 'SIGHUP', status: 129, released: true });
+  t.false((await leases()).some((l) => l.user === carol));
+  t.deepEqual(await readdir(join(gw.setup.gateway.sessionsDir, carol)), [], 'no session marker left');
+});
+
+/** Poll `probe` until it returns a value (bounded). */
+async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let delay = 20;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(250, delay * 2);
+  }
+}
 
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

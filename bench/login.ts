@@ -1,0 +1,141 @@
+/**
+ * Time to shell at the gateway: from starting a student's login shell (the vzsb-shell wrapper,
+ * under a real pseudo-terminal made by script(1), as a real Unix user) to the container's
+ * first output byte and to its root prompt. Runs against a whole gateway on this machine
+ * (test/shell/gateway-fixture.ts: hypervisor daemon with the LXC driver on a private bridge
+ * vzsbt42, sudo, the session process from dist/), then prints p50/p95/p99 for SEQUENTIAL
+ * logins one after another and for a BURST of logins at once (one student each), and the
+ * Node start-up cost of the login shell's pieces. Targets: p50 < 300 ms, p99 < 1 s; the
+ * burst all succeeds with p95 < 2 s.
+ *   node --import tsx bench/login.ts [SEQUENTIAL=50] [BURST=30]
+ * It builds dist/ first (tsc) so the session runs as installed.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { run } from '../src/common/exec.js';
+import { createGatewayFixture, type GatewayFixture } from '../test/shell/gateway-fixture.js';
+import { fmtMs, percentile } from './stats.js';
+
+const SEQUENTIAL = Number(process.argv[2] ?? 50);
+const BURST = Number(process.argv[3] ?? 30);
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const PROMPT = /root@vzg42-\d+:[^\r\n]*# $/;
+
+interface Login {
+  ok: boolean;
+  firstByteMs: number;
+  promptMs: number;
+  error?: string;
+}
+
+/** One login under script(1); resolves after the prompt showed and `exit` ended the session. */
+function login(gw: GatewayFixture, user: string, timeoutMs = 30_000): Promise<Login> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const child = spawn('runuser', ['-u', user, '--', 'env', 'SHELL=/bin/sh', 'TERM=xterm', 'script', '-qfec', gw.setup.wrapperPath, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    let firstByteMs = NaN;
+    let promptMs = NaN;
+    let settled = false;
+    const finish = (ok: boolean, error?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ok, firstByteMs, promptMs, error });
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(false, `no prompt within ${timeoutMs} ms: ${JSON.stringify(screen.slice(-200))}`);
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => {
+      const now = performance.now();
+      screen += d.toString('latin1');
+      // The gateway's own progress lines come first; any byte after "Connecting to ...\n" is the container's.
+      const connecting = /Connecting to [^\r\n]*\.\.\.\r*\n/.exec(screen);
+      if (Number.isNaN(firstByteMs) && connecting && screen.length > connecting.index + connecting[0].length) firstByteMs = now - started;
+      if (Number.isNaN(promptMs) && PROMPT.test(screen)) {
+        promptMs = now - started;
+        child.stdin.write('exit\r');
+      }
+    });
+    child.on('exit', (code) => finish(!Number.isNaN(promptMs) && code === 0, Number.isNaN(promptMs) ? `exit ${code}: ${JSON.stringify(screen.slice(-300))}` : code === 0 ? undefined : `exit ${code}`));
+  });
+}
+
+function summary(name: string, results: Login[]): string {
+  const ok = results.filter((r) => r.ok);
+  const first = ok.map((r) => r.firstByteMs);
+  const prompt = ok.map((r) => r.promptMs);
+  const p = (xs: number[], q: number) => fmtMs(percentile(xs, q));
+  return [
+    `${name}: ${ok.length}/${results.length} succeeded`,
+    `  first byte from the container: p50 ${p(first, 50)}  p95 ${p(first, 95)}  p99 ${p(first, 99)}  max ${p(first, 100)}`,
+    `  root prompt:                   p50 ${p(prompt, 50)}  p95 ${p(prompt, 95)}  p99 ${p(prompt, 99)}  max ${p(prompt, 100)}`,
+    ...results.filter((r) => !r.ok).slice(0, 3).map((r) => `  failed: ${r.error}`),
+  ].join('\n');
+}
+
+/** Median wall time of a node command, and of the session's imports measured inside node. */
+async function startupCosts(): Promise<string[]> {
+  const wall = async (args: string[]) => {
+    const xs: number[] = [];
+    for (let i = 0; i < 10; i++) xs.push((await run(process.execPath, args)).durationMs);
+    return fmtMs(percentile(xs, 50));
+  };
+  const mainJs = join(ROOT, 'dist', 'shell', 'main.js');
+  const imports = `const t=performance.now();await import(${JSON.stringify(join(ROOT, 'dist', 'shell', 'session.js'))});const a=performance.now();await import('ssh2');const b=performance.now();const c=await import(${JSON.stringify(join(ROOT, 'dist', 'cli', 'main.js'))});const d=performance.now();console.log(JSON.stringify({session:a-t,ssh2:b-a,cli:d-b}))`;
+  const inner: Record<string, number[]> = { session: [], ssh2: [], cli: [] };
+  for (let i = 0; i < 10; i++) {
+    const r = await run(process.execPath, ['--input-type=module', '-e', imports], { cwd: ROOT });
+    const o = JSON.parse(r.stdout) as Record<string, number>;
+    for (const k of Object.keys(inner)) inner[k]!.push(o[k]!);
+  }
+  return [
+    `node start-up, medians of 10: \`node -e 0\` ${await wall(['-e', '0'])}; \`node dist/shell/main.js\` (usage, exits before any session code) ${await wall([mainJs])}`,
+    `imports, medians of 10: session graph (without ssh2) ${fmtMs(percentile(inner.session!, 50))}; ssh2 ${fmtMs(percentile(inner.ssh2!, 50))} (loaded while the lease request is out); for comparison the whole vzsb CLI ${fmtMs(percentile(inner.cli!, 50))}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const build = await run('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT });
+  if (!existsSync(join(ROOT, 'dist', 'shell', 'main.js'))) throw new Error(`tsc did not produce dist/shell/main.js:\n${build.stdout}${build.stderr}`);
+  const gw = await createGatewayFixture({ index: 42, students: BURST, standby: BURST, max: BURST + 6, useDist: true });
+  try {
+    await waitForStandby(gw, BURST);
+    const lines: string[] = [`${new Date().toISOString()}  ${process.execPath} ${process.version}, load average ${(await run('cat', ['/proc/loadavg'])).stdout.split(' ').slice(0, 3).join(' ')}`];
+    const sequential: Login[] = [];
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      sequential.push(await login(gw, gw.students[i % gw.students.length]!));
+      await waitForStandby(gw, Math.min(4, BURST));
+    }
+    lines.push(summary(`sequential (${SEQUENTIAL})`, sequential));
+    await waitForStandby(gw, BURST);
+    const burst = await Promise.all(gw.students.slice(0, BURST).map((u) => login(gw, u, 60_000)));
+    lines.push(summary(`burst (${BURST} at once)`, burst));
+    const phases = (await gw.logLines()).filter((l) => l.event === 'login');
+    const med = (k: string) => fmtMs(percentile(phases.map((l) => Number(l[k])), 50));
+    lines.push(`session phases (gateway log, medians over ${phases.length} logins, from the session's start): lease ${med('leaseMs')}, sshd answered ${med('readyMs')}, ssh connected ${med('connectMs')}`);
+    lines.push(...(await startupCosts()));
+    process.stdout.write(lines.join('\n') + '\n');
+  } finally {
+    await gw.close();
+  }
+}
+
+/** Logins in a measurement start from a warm pool, as in class: wait until `n` containers are clean. */
+async function waitForStandby(gw: GatewayFixture, n: number, timeoutMs = 180_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let delay = 20;
+  for (;;) {
+    const res = await fetch(`${gw.hypervisorUrl}/healthz`);
+    const body = (await res.json()) as { capacity: { clean: number } };
+    if (body.capacity.clean >= n) return;
+    if (performance.now() > deadline) throw new Error(`only ${body.capacity.clean} clean containers after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(200, delay * 2);
+  }
+}
+
+await main();

@@ -1,0 +1,234 @@
+import test from 'ava';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../src/common/exec.js';
+import { VzsbError } from '../../src/common/errors.js';
+import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
+import { parseLease, releaseLease, requestLease, type BalancerClientOptions } from '../../src/shell/balancer-client.js';
+import { parseConfigText, parseGatewayConfig } from '../../src/shell/config.js';
+import { classify, readInvocation } from '../../src/shell/invocation.js';
+import { createSessionKey } from '../../src/shell/session-key.js';
+import { SessionRegistry } from '../../src/shell/session-registry.js';
+import { defaultSetupOptions, renderGatewayFiles } from '../../src/shell/setup.js';
+import { studentLine } from '../../src/shell/student-message.js';
+
+const TOKEN = 'lease-token-units-0001';
+const base = { balancers: ['http://127.0.0.1:8760'], token: TOKEN };
+
+test('config: errors name the field and never echo the token', (t) => {
+  const cases: [unknown, RegExp][] = [
+    [null, /gw\.yaml: \(root\): expected a mapping, got null/],
+    [{ ...base, balancers: [] }, /balancers: expected a non-empty list of URLs, got a list/],
+    [{ ...base, balancers: ['ftp://x'] }, /balancers\[0\]: expected an http\(s\) URL/],
+    [{ ...base, token: 'short' }, /token: expected a lease token of at least 16/],
+    [{ ...base, token: 'has a space in it 123' }, /token: /],
+    [{ ...base, timeouts: { leaseMs: 'x' } }, /timeouts\.leaseMs: expected milliseconds from 10 to 600000, got "x"/],
+    [{ ...base, timeouts: { lease: 5 } }, /timeouts\.lease: expected one of connectMs/],
+    [{ ...base, log: { level: 'loud' } }, /log\.level: expected one of debug, info, warn, error, got "loud"/],
+    [{ ...base, log: { file: 'rel.log' } }, /log\.file: expected an absolute path/],
+    [{ ...base, extra: 1 }, /extra: expected one of balancers, token/],
+  ];
+  for (const [value, message] of cases) {
+    const err = t.throws(() => parseGatewayConfig(value, 'gw.yaml'), undefined, JSON.stringify(value));
+    t.regex(err!.message, message, JSON.stringify(value));
+    t.false(err!.message.includes('has a space'), 'the token is not echoed');
+  }
+  const ok = parseGatewayConfig({ ...base, balancers: ['http://a:1/', 'https://b:2'], timeouts: { leaseMs: 1500 } }, 'gw.yaml');
+  t.deepEqual(ok.balancers, ['http://a:1', 'https://b:2']);
+  t.is(ok.leaseTimeoutMs, 1500);
+  t.is(ok.requestTimeoutMs, 20_000);
+});
+
+test('config text: JSON with # comment lines, or YAML', async (t) => {
+  t.deepEqual(await parseConfigText('# comment\n{"token": "a#b",\n  # inside\n "x": 1}\n', 's'), { token: 'a#b', x: 1 });
+  t.deepEqual(await parseConfigText('token: abc # note\nbalancers:\n  - http://h:1\n', 's'), { token: 'abc', balancers: ['http://h:1'] });
+  await t.throwsAsync(parseConfigText('a: [', 'gw.yaml'), { message: /gw\.yaml: not valid YAML/ });
+});
+
+test('what the student asked for: login, command, sftp, scp', (t) => {
+  t.deepEqual(classify(undefined), { kind: 'interactive' });
+  t.deepEqual(classify('  '), { kind: 'interactive' });
+  t.deepEqual(classify('ls -l'), { kind: 'exec', command: 'ls -l' });
+  t.deepEqual(classify('/usr/lib/openssh/sftp-server'), { kind: 'sftp' });
+  t.deepEqual(classify('/usr/lib/sftp-server -l INFO'), { kind: 'sftp' });
+  t.deepEqual(classify('internal-sftp'), { kind: 'sftp' });
+  t.deepEqual(classify('scp -t /root'), { kind: 'scp', command: 'scp -t /root' });
+  t.deepEqual(classify('echo sftp-server'), { kind: 'exec', command: 'echo sftp-server' });
+  t.throws(() => classify('x'.repeat(70_000)), { message: /longer than/ });
+});
+
+test('identity comes from SUDO_USER only; TERM and SSH_CLIENT are checked', (t) => {
+  t.throws(() => readInvocation({ USER: 'alice' }), { code: 'E_IDENTITY' } as never);
+  t.throws(() => readInvocation({ SUDO_USER: 'Bad Name' }), { code: 'E_IDENTITY' } as never);
+  t.throws(() => readInvocation({ SUDO_USER: 'root' }), { code: 'E_IDENTITY' } as never);
+  const inv = readInvocation({ SUDO_USER: 'alice', TERM: 'xterm;rm -rf', SSH_CLIENT: '10.1.2.3 51000 22', VZSB_HAS_COMMAND: '1', VZSB_COMMAND: 'id' });
+  t.deepEqual(inv, { user: 'alice', term: 'xterm-256color', source: '10.1.2.3 51000', request: { kind: 'exec', command: 'id' } });
+  t.deepEqual(readInvocation({ SUDO_USER: 'alice', VZSB_COMMAND: 'id' }).request, { kind: 'interactive' }, 'a command only counts with the -c flag');
+  t.is(readInvocation({ SUDO_USER: 'alice', SSH_CLIENT: 'x\ny 1 2' }).source, undefined);
+});
+
+test('lease answers are checked before anything connects', (t) => {
+  const good = { container: 'vzsb-0007', address: '10.0.0.7', sshPort: 22, hostKeyFingerprint: generateEd25519().fingerprint, user: 'alice', hostKey: generateEd25519().publicKey };
+  t.like(parseLease(good, 'http://b'), { container: 'vzsb-0007', balancer: 'http://b' });
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ ...good, address: '10.0.0.7; rm' }, /address: expected an IP address or host name/],
+    [{ ...good, sshPort: 0 }, /sshPort: expected a port 1-65535/],
+    [{ ...good, hostKeyFingerprint: 'MD5:aa' }, /hostKeyFingerprint: expected a SHA256 key fingerprint/],
+    [{ ...good, container: undefined }, /container: expected a container name, got nothing/],
+  ];
+  for (const [body, message] of bad) t.throws(() => parseLease(body, 'http://b'), { message: new RegExp(`lease answer from http://b: ${message.source}`) });
+});
+
+/** A local HTTP server answering with `handler`; its URL. */
+async function server(t: { teardown(fn: () => void): void }, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+  const s = createServer(handler);
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  t.teardown(() => {
+    s.closeAllConnections();
+    s.close();
+  });
+  return `http://127.0.0.1:${(s.address() as { port: number }).port}`;
+}
+
+async function deadUrl(): Promise<string> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const url = `http://127.0.0.1:${(s.address() as { port: number }).port}`;
+  s.close();
+  await once(s, 'close');
+  return url;
+}
+
+const reply = (status: number, body: unknown) => (req: IncomingMessage, res: ServerResponse) => {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  });
+};
+
+const leaseBody = { container: 'vzsb-0001', address: '127.0.0.1', sshPort: 22, hostKeyFingerprint: generateEd25519().fingerprint, user: 'alice' };
+
+function client(balancers: string[], extra: Partial<BalancerClientOptions> = {}): BalancerClientOptions {
+  return { balancers, token: TOKEN, connectTimeoutMs: 500, requestTimeoutMs: 2000, ...extra };
+}
+
+test('balancer client: fails over past a dead and a failing balancer, sends the token and the key', async (t) => {
+  const seen: { auth?: string; body?: string }[] = [];
+  const live = await server(t, (req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      seen.push({ auth: req.headers.authorization, body });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(leaseBody));
+    });
+  });
+  const failing = await server(t, reply(500, { error: { code: 'E_INTERNAL', message: 'boom' } }));
+  const failovers: string[] = [];
+  const key = generateEd25519().publicKey;
+  const lease = await requestLease(client([await deadUrl(), failing, live], { onFailover: (b) => failovers.push(b) }), 'alice', key, 5000);
+  t.is(lease.balancer, live);
+  t.is(failovers.length, 2);
+  t.is(seen[0]!.auth, `Bearer ${TOKEN}`);
+  t.deepEqual(JSON.parse(seen[0]!.body!), { user: 'alice', publicKey: key });
+});
+
+test('balancer client: no capacity and refused credentials are final, with their codes', async (t) => {
+  const full = await server(t, reply(503, { error: { code: 'E_POOL_FULL', message: 'no container is free' } }));
+  let asked = 0;
+  const never = await server(t, (req, res) => {
+    asked++;
+    reply(200, leaseBody)(req, res);
+  });
+  await t.throwsAsync(requestLease(client([full, never]), 'alice', generateEd25519().publicKey, 5000), { code: 'E_NO_CAPACITY' } as never);
+  const denied = await server(t, reply(401, { error: { code: 'E_UNAUTHORIZED', message: 'the bearer token is not valid' } }));
+  const err = await t.throwsAsync<VzsbError>(requestLease(client([denied, never]), 'alice', generateEd25519().publicKey, 5000));
+  t.is(err!.code, 'E_GATEWAY_AUTH');
+  t.false(String(err!.details).includes(TOKEN));
+  t.is(asked, 0, 'the next balancer was not asked');
+});
+
+test('balancer client: a balancer that never answers costs at most the lease time', async (t) => {
+  const hung = await server(t, (req) => req.resume());
+  const started = performance.now();
+  const err = await t.throwsAsync<VzsbError>(requestLease(client([hung], { requestTimeoutMs: 60_000 }), 'alice', generateEd25519().publicKey, 700));
+  const ms = performance.now() - started;
+  t.is(err!.code, 'E_BALANCER_DOWN');
+  t.regex(String(err!.details), /no answer within/);
+  t.true(ms < 1500, `${ms} ms`);
+});
+
+test('balancer client: release goes to the granting balancer first; no lease is fine', async (t) => {
+  const calls: string[] = [];
+  const a = await server(t, (req, res) => {
+    calls.push(`a ${req.method} ${req.url}`);
+    reply(404, { error: { code: 'E_NO_LEASE', message: 'none' } })(req, res);
+  });
+  const b = await server(t, (req, res) => {
+    calls.push(`b ${req.method} ${req.url}`);
+    reply(200, { user: 'alice' })(req, res);
+  });
+  t.is(await releaseLease(client([a, b]), 'alice', b, 2000), b);
+  t.is(await releaseLease(client([a, b]), 'alice', undefined, 2000), a);
+  t.deepEqual(calls, ['b DELETE /v1/leases/alice', 'a DELETE /v1/leases/alice']);
+});
+
+test('session registry: the last session of a user is known; markers of dead processes do not count', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'vzsb-sessions-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const alive = new Set([101, 102]);
+  const one = new SessionRegistry(dir, 101, (p) => alive.has(p));
+  const two = new SessionRegistry(dir, 102, (p) => alive.has(p));
+  await one.enter('alice');
+  await two.enter('alice');
+  await writeFile(join(dir, 'alice', '999'), 'stale\n');
+  t.is(await one.leave('alice'), 1);
+  t.deepEqual((await readdir(join(dir, 'alice'))).sort(), ['102']);
+  alive.delete(101);
+  t.is(await two.leave('alice'), 0);
+});
+
+test('session key: OpenSSH reads the private key and derives the same public key', async (t) => {
+  const key = createSessionKey('alice@vzsb-gateway');
+  const dir = await mkdtemp(join(tmpdir(), 'vzsb-key-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'k'), key.privateKey, { mode: 0o600 });
+  const pub = await run('ssh-keygen', ['-y', '-f', join(dir, 'k')]);
+  t.is(pub.exitCode, 0, pub.stderr);
+  t.is(pub.stdout.trim().split(' ').slice(0, 2).join(' '), key.publicKey.split(' ').slice(0, 2).join(' '));
+  const fp = await run('ssh-keygen', ['-l', '-f', join(dir, 'k')]);
+  t.true(fp.stdout.includes(key.fingerprint));
+});
+
+test('setup templates: sudoers passes visudo, the wrapper passes sh -n, the config parses; bad names are refused', async (t) => {
+  const options = defaultSetupOptions({ balancers: ['http://10.0.0.5:8760'], token: TOKEN, logFile: '/var/log/vzsandbox/gateway.log', logLevel: 'info', sessionsDir: '/run/vzsandbox/gateway' });
+  options.sessionCommand = ['/usr/bin/node', '/opt/vzsandbox/dist/shell/main.js', '--session', '--config', '/etc/vzsandbox/gw=1.yaml'];
+  const files = await renderGatewayFiles(options);
+  const dir = await mkdtemp(join(tmpdir(), 'vzsb-render-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'sudoers'), files.sudoers, { mode: 0o440 });
+  const visudo = await run('visudo', ['-cf', join(dir, 'sudoers')]);
+  t.is(visudo.exitCode, 0, visudo.stderr + visudo.stdout);
+  t.regex(files.sudoers, /^Cmnd_Alias VZSB_SESSION = \/usr\/bin\/node \/opt\/vzsandbox\/dist\/shell\/main\.js --session --config \/etc\/vzsandbox\/gw\\=1\.yaml$/m);
+  t.regex(files.sudoers, /^%vzsb-students ALL = \(vzsb-gateway\) NOPASSWD: VZSB_SESSION$/m);
+  t.regex(files.sudoers, /env_keep = "TERM SSH_CLIENT SSH_CONNECTION SSH_TTY VZSB_COMMAND VZSB_HAS_COMMAND"/);
+  await writeFile(join(dir, 'wrapper'), files.wrapper);
+  t.is((await run('sh', ['-n', join(dir, 'wrapper')])).exitCode, 0);
+  t.regex(files.wrapper, /^exec \/usr\/bin\/sudo -n -u vzsb-gateway -- \/usr\/bin\/node \/opt\/vzsandbox\/dist\/shell\/main\.js --session --config \/etc\/vzsandbox\/gw=1\.yaml$/m);
+  t.like(parseGatewayConfig(await parseConfigText(files.config, 'c'), 'c'), { token: TOKEN, balancers: ['http://10.0.0.5:8760'] });
+
+  await t.throwsAsync(renderGatewayFiles({ ...options, sudoersPath: '/etc/sudoers.d/vzsb.gateway' }), { message: /sudoersPath: sudo skips files/ });
+  await t.throwsAsync(renderGatewayFiles({ ...options, serviceUser: 'Root Kit' }), { message: /serviceUser: expected a Unix user/ });
+  await t.throwsAsync(renderGatewayFiles({ ...options, sessionCommand: ['/usr/bin/node', 'x y'] }), { message: /sessionCommand\[1\]: expected a word/ });
+});
+
+test('the student sees one line with a code; unknown errors are E_INTERNAL', (t) => {
+  t.is(studentLine(new VzsbError('E_NO_CAPACITY', 'internal words')), 'vzsb: All sandboxes are in use right now. Try again in a minute. [E_NO_CAPACITY]\n');
+  t.is(studentLine(new Error('stack trace material')), 'vzsb: Something went wrong on the gateway. Try again; tell your instructor if it lasts. [E_INTERNAL]\n');
+});

@@ -28,10 +28,21 @@ const available = await run('ansible-inventory', ['--version']).then(
   () => false,
 );
 
+// Two Ansible processes at a time: one per core, whatever else the machine runs.
+let running = 0;
+const waiting: (() => void)[] = [];
 async function ansible(program: string, args: string[]): Promise<string> {
-  const r = await run(program, args, { env: ansibleEnv, cwd, timeoutMs: 120_000 });
-  if (r.exitCode !== 0) throw new Error(`${r.command} exited ${r.exitCode}: ${r.stderr}`);
-  return r.stdout;
+  if (running >= 2) await new Promise<void>((resolve) => waiting.push(resolve)); // handed a slot
+  else running++;
+  try {
+    const r = await run(program, args, { env: ansibleEnv, cwd, timeoutMs: 240_000 });
+    if (r.exitCode !== 0) throw new Error(`${r.command} exited ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}: ${r.stderr}`);
+    return r.stdout;
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
 }
 
 const inventories: [string, () => Promise<string>][] = [

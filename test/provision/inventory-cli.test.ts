@@ -4,24 +4,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from '../../src/common/exec.js';
+import { main } from '../../src/cli/main.js';
 import { loadInventory } from '../../src/provision/inventory/index.js';
 
-/** `vzsb inventory` as a real process: its stdout, stderr and exit code. */
 const mainModule = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/inventory/${name}`, import.meta.url));
-const vzsb = (...args: string[]) =>
-  run(process.execPath, [
-    '--import=tsx',
-    '--input-type=module',
-    '-e',
-    `import { main } from ${JSON.stringify(mainModule)}; process.exitCode = await main(process.argv.slice(1));`,
-    '--',
-    ...args,
-  ], { timeoutMs: 60_000 });
+
+/**
+ * `vzsb ...` through the CLI entry's main(), in this process, with its stdout and stderr
+ * captured (the tests in this file run serially for that). One test below runs it as a real
+ * process too.
+ */
+async function vzsb(...args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const write = { out: process.stdout.write, err: process.stderr.write };
+  process.stdout.write = ((chunk: string | Uint8Array) => out.push(String(chunk)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => err.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    const exitCode = await main(args);
+    return { exitCode, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    process.stdout.write = write.out;
+    process.stderr.write = write.err;
+  }
+}
 
 const classroom = fixture('vzsandbox/inventory.yaml');
 
-test('--list prints groups and _meta.hostvars as ansible-inventory does', async (t) => {
+test.serial('--list prints groups and _meta.hostvars as ansible-inventory does', async (t) => {
   const r = await vzsb('inventory', classroom, '--list');
   t.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -34,7 +45,7 @@ test('--list prints groups and _meta.hostvars as ansible-inventory does', async 
   t.is(r.stdout.split('\n')[1], '    "_meta": {', 'four-space indent, keys sorted');
 });
 
-test('--list --limit keeps only the selected hosts and the groups that still hold some', async (t) => {
+test.serial('--list --limit keeps only the selected hosts and the groups that still hold some', async (t) => {
   const r = await vzsb('inventory', classroom, '--list', '--limit', 'lab_b,gw.lab');
   t.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout);
@@ -45,7 +56,7 @@ test('--list --limit keeps only the selected hosts and the groups that still hol
   t.is(out.balancers, undefined);
 });
 
-test('--host prints one host\'s merged variables; the implicit localhost too', async (t) => {
+test.serial('--host prints one host\'s merged variables; the implicit localhost too', async (t) => {
   const r = await vzsb('inventory', classroom, '--host', 'hyp03.lab');
   t.is(r.exitCode, 0, r.stderr);
   t.deepEqual(JSON.parse(r.stdout), {
@@ -62,7 +73,7 @@ test('--host prints one host\'s merged variables; the implicit localhost too', a
   t.deepEqual(JSON.parse(local.stdout), { ansible_connection: 'local' });
 });
 
-test('--graph prints the group tree, from a group, and with --limit', async (t) => {
+test.serial('--graph prints the group tree, from a group, and with --limit', async (t) => {
   const all = await vzsb('inventory', classroom, '--graph');
   t.is(all.exitCode, 0, all.stderr);
   t.true(all.stdout.startsWith('@all:\n  |--@ungrouped:\n  |--@hypervisors:\n  |  |--@lab_a:\n  |  |  |--hyp01.lab\n'));
@@ -72,7 +83,7 @@ test('--graph prints the group tree, from a group, and with --limit', async (t) 
   t.is(limited.stdout, '@all:\n  |--@balancers:\n  |  |--lb1.lab\n  |  |--lb2.lab\n  |--@gateways:\n  |  |--gw.lab\n');
 });
 
-test('errors: exit 1 with a message naming file, line and path', async (t) => {
+test.serial('errors: exit 1 with a message naming file, line and path', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'vzsb-inventory-cli-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const bad = join(dir, 'inventory.yaml');
@@ -95,20 +106,37 @@ test('errors: exit 1 with a message naming file, line and path', async (t) => {
   t.regex(nogroup.stderr, /--graph needs a group name; no group "hyp01.lab"/);
 });
 
-test('usage: exactly one of --list, --host, --graph; help has examples', async (t) => {
+test.serial('usage: exactly one of --list, --host, --graph', async (t) => {
   const none = await vzsb('inventory', classroom);
   t.is(none.exitCode, 1);
   t.regex(none.stderr, /Choose exactly one of --list, --host NAME, --graph \[GROUP\]/);
   const two = await vzsb('inventory', classroom, '--list', '--graph');
   t.is(two.exitCode, 1);
-  const help = await vzsb('inventory', '--help');
-  t.is(help.exitCode, 0);
-  t.regex(help.stdout, /vzsb inventory inventory.yaml --host hyp01/);
-  t.regex(help.stdout, /--limit/);
 });
 
-test('warnings go to stderr and do not fail the command', async (t) => {
+test.serial('warnings go to stderr and do not fail the command', async (t) => {
   const r = await vzsb('inventory', fixture('layered/inventory.yaml'), '--list');
   t.is(r.exitCode, 0);
   t.regex(r.stderr, /^vzsb: warning: .*group_vars\/raleighh.yml: no group "raleighh" in the inventory; ignored\n$/);
+});
+
+test.serial('as a real process: JSON on stdout, exit code 0; a bad inventory exits 1; help has examples', async (t) => {
+  const vzsbProcess = (...args: string[]) =>
+    run(
+      process.execPath,
+      ['--import=tsx', '--input-type=module', '-e', `import { main } from ${JSON.stringify(mainModule)}; process.exitCode = await main(process.argv.slice(1));`, '--', ...args],
+      { timeoutMs: 240_000 },
+    );
+  const [ok, bad, help] = await Promise.all([
+    vzsbProcess('inventory', classroom, '--host', 'gw.lab'),
+    vzsbProcess('inventory', fixture('vzsandbox'), '--list'),
+    vzsbProcess('inventory', '--help'), // yargs ends the process after help, so only out of process
+  ]);
+  t.is(help.exitCode, 0);
+  t.regex(help.stdout, /vzsb inventory inventory.yaml --host hyp01/);
+  t.regex(help.stdout, /--limit/);
+  t.is(ok.exitCode, 0, ok.stderr);
+  t.like(JSON.parse(ok.stdout), { ansible_host: '127.0.0.4', ansible_port: 2022 });
+  t.is(bad.exitCode, 1);
+  t.regex(bad.stderr, /^vzsb: .*vzsandbox: cannot read the inventory: EISDIR/);
 });

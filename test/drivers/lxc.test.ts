@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -8,9 +8,12 @@ import { runChecked } from '../../src/common/exec.js';
 import { cgroupPathOf, LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { detectCgroupVersion, type LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
 import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
+import { grantRootSubIds } from '../helpers/subids.js';
 
-// Unique to this file: bridge vzsbt11 / 10.231.11.0/24, containers "vzl11-N", own lxcPath.
+// Unique to this file: bridge vzsbt11 / 10.231.11.0/24, containers "vzl11-N", own lxcPath,
+// unprivileged containers on host ids 1100000-1165535.
 const INDEX = 11;
+const IDMAP = { start: 1_100_000, count: 65536 };
 const PREFIX = `vzl${INDEX}-`;
 let bridge: TestBridge | undefined;
 let lxcPath: string | undefined;
@@ -26,27 +29,34 @@ function config(): LxcDriverConfig {
     lastAddress: bridge!.address(250),
     baseName: `vzl${INDEX}base`,
     limits: { memoryMiB: 256, cpuShares: 512, pidsMax: 512 },
+    idmap: IDMAP,
     packages: [],
     startTimeoutMs: 10_000,
   };
 }
 
 let driver: LxcDriver;
+let releaseSubIds: (() => Promise<void>) | undefined;
 
 test.serial.before(async () => {
+  releaseSubIds = await grantRootSubIds(IDMAP.start, IDMAP.count);
   bridge = await createTestBridge(INDEX);
   lxcPath = await mkdtemp(join(tmpdir(), `vzsb-lxc${INDEX}-`));
+  await chmod(lxcPath, 0o711);
   driver = new LxcDriver({ config: config() });
 });
 
+
+runDriverConformance(test, 'lxc', () => driver, {
+  ids: Array.from({ length: 10 }, (_, i) => `${PREFIX}${i + 1}`),
+});
+
+// After the suite's own teardown (hooks run in the order they were registered).
 test.serial.after.always(async () => {
   if (driver) for (const c of await driver.list().catch(() => [])) await driver.destroy(c.id).catch(() => undefined);
   if (lxcPath) await rm(lxcPath, { recursive: true, force: true });
   await bridge?.remove();
-});
-
-runDriverConformance(test, 'lxc', () => driver, {
-  ids: Array.from({ length: 10 }, (_, i) => `${PREFIX}${i + 1}`),
+  await releaseSubIds?.();
 });
 
 const own = (n: number) => `${PREFIX}${100 + n}`;
@@ -160,4 +170,16 @@ test.serial('lxc: prepare rebuilds the base when its recorded definition differs
   t.teardown(() => driver.destroy(id));
   await driver.start(id);
   t.is((await driver.exec(id, ['hostname'])).stdout, `${id}\n`);
+});
+
+test.serial('lxc: the container root is an unprivileged host uid; setuid bits survive the id shift', async (t) => {
+  const id = own(8);
+  await driver.create(id);
+  t.teardown(() => driver.destroy(id));
+  await driver.start(id);
+  const pid = (await runChecked('lxc-info', ['-P', lxcPath!, '-n', id, '-p', '-H'])).stdout.trim();
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  t.regex(status, new RegExp(`^Uid:\\s+${IDMAP.start}\\s`, 'm'), 'sshd (the init) runs as the mapped uid on the host');
+  const inside = await driver.exec(id, ['/bin/sh', '-c', 'id -u; cat /proc/self/uid_map; stat -c %a:%u /usr/bin/passwd /root /']);
+  t.is(inside.stdout.split("\n").map((l) => l.trim().replace(/\s+/g, " ")).join("\n").trim(), `0\n0 ${IDMAP.start} ${IDMAP.count}\n4755:0\n700:0\n755:0`);
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
 import { OpenVzDriver } from '../../src/daemons/drivers/openvz.js';
@@ -16,9 +16,6 @@ test.serial.before(async () => {
   fake = await createFakeOpenVz(INDEX, 'prlctl', PREFIX);
   driver = new OpenVzDriver({ config: fake.config, runner: fake.runner, procRoot: fake.procRoot, scratchDir: fake.stateDir });
 });
-test.serial.after.always(async () => {
-  await fake?.cleanup();
-});
 
 runDriverConformance(test, 'openvz prlctl (fake prlctl, no kernel)', () => driver, {
   ids: Array.from({ length: 8 }, (_, i) => `${PREFIX}${i + 1}`),
@@ -28,13 +25,18 @@ runDriverConformance(test, 'openvz prlctl (fake prlctl, no kernel)', () => drive
   },
 });
 
+// After the suite's own teardown (hooks run in the order they were registered).
+test.serial.after.always(async () => {
+  await fake?.cleanup();
+});
+
 test.serial('openvz prlctl: create names the container, sets address, hostname, limits and the host key', async (t) => {
   const id = `${PREFIX}100`;
   await driver.create(id);
   t.teardown(() => driver.destroy(id));
   const listed = (await driver.list()).find((x) => x.id === id);
   t.deepEqual(listed, { id, running: false, address: '127.231.22.110' });
-  const confs = await (await import('node:fs/promises')).readdir(join(fake.stateDir, 'conf'));
+  const confs = await readdir(join(fake.stateDir, 'conf'));
   const conf = JSON.parse(await readFile(join(fake.stateDir, 'conf', confs.find((f) => f.includes('-'))!), 'utf8'));
   t.is(conf.name, id);
   t.is(conf.hostname, id);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseInput } from '../../src/common/validate.js';
 import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
@@ -17,15 +17,17 @@ test.serial.before(async () => {
   fake = await createFakeOpenVz(INDEX, 'vzctl', PREFIX);
   driver = new OpenVzDriver({ config: fake.config, runner: fake.runner, procRoot: fake.procRoot, scratchDir: fake.stateDir });
 });
-test.serial.after.always(async () => {
-  await fake?.cleanup();
-});
 
 runDriverConformance(test, 'openvz vzctl (fake vzctl, no kernel)', () => driver, {
   ids: Array.from({ length: 10 }, (_, i) => `${PREFIX}${i + 1}`),
   skip: {
     sshLogin: 'fake OpenVZ: a stand-in greets at the address, there is no sshd to log in to',
   },
+});
+
+// After the suite's own teardown (hooks run in the order they were registered).
+test.serial.after.always(async () => {
+  await fake?.cleanup();
 });
 
 const own = (n: number) => `${PREFIX}${100 + n}`;
@@ -55,7 +57,7 @@ test.serial('openvz: exit codes map to typed errors (9 locked, 44 exists, 91 no 
   const lock = join(fake.stateDir, 'locks', String(driver.ctid(id)));
   await writeFile(lock, '');
   await t.throwsAsync(driver.start(id), { code: 'E_DRIVER_LOCKED', message: /exit 9/ } as never);
-  await (await import('node:fs/promises')).unlink(lock);
+  await unlink(lock);
   const noTemplate = new OpenVzDriver({ config: { ...fake.config, template: 'no-such-template' }, runner: fake.runner, procRoot: fake.procRoot });
   await t.throwsAsync(noTemplate.create(own(3)), { code: 'E_DRIVER_NO_BASE', message: /exit 91/ } as never);
   t.is(vzctlErrorCode(14), 'E_DRIVER_NOT_FOUND');

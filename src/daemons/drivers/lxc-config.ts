@@ -34,6 +34,12 @@ export interface LxcDriverConfig {
   /** name of the stopped base container clones are made from (not listed: it has no numeric suffix) */
   baseName: string;
   limits: LxcLimits;
+  /**
+   * Unprivileged containers: container uid/gid 0..count-1 are host ids start..start+count-1.
+   * The host must grant root that range in /etc/subuid and /etc/subgid (LXC insists when
+   * newuidmap is installed). Without it containers are privileged.
+   */
+  idmap?: { start: number; count: number } | undefined;
   /** packages added to the base's root filesystem on top of BASE_PACKAGES */
   packages: string[];
   /** how long start() waits for sshd to answer */
@@ -71,6 +77,13 @@ export const lxcDriverConfigSchema = z
       })
       .strict()
       .default({}),
+    idmap: z
+      .object({
+        start: z.number().int().min(65536).max(4_000_000_000),
+        count: z.number().int().min(65536).max(1_000_000).default(65536),
+      })
+      .strict()
+      .optional(),
     packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'expected a Debian package name')).default([]),
     startTimeoutMs: startTimeoutMs(10_000),
     rootfsCacheDir: absolutePath.optional(),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
 import { run, type CommandResult, type Runner } from '../../common/exec.js';
@@ -121,12 +121,21 @@ export class LxcDriver implements ContainerDriver {
 
   private baseConfig(): string {
     const base = this.dir(this.config.baseName);
+    const idmap = this.config.idmap;
+    const userns = idmap
+      ? [
+          'lxc.include = /usr/share/lxc/config/userns.conf',
+          `lxc.idmap = u 0 ${idmap.start} ${idmap.count}`,
+          `lxc.idmap = g 0 ${idmap.start} ${idmap.count}`,
+        ]
+      : [];
     return [
       '# vzsandbox base container: clones are made from it; it is never started',
       'lxc.include = /usr/share/lxc/config/common.conf',
       // lxcfs is not used; its post-stop hook sleeps 0.5 s on every stop, which a reset cannot afford.
       'lxc.hook.mount =',
       'lxc.hook.post-stop =',
+      ...userns,
       'lxc.arch = linux64',
       `lxc.uts.name = ${this.config.baseName}`,
       `lxc.rootfs.path = dir:${join(base, 'rootfs')}`,
@@ -148,6 +157,7 @@ export class LxcDriver implements ContainerDriver {
 
   private async prepareBase(): Promise<void> {
     await this.checkBridge();
+    await this.checkLxcPath();
     const base = this.dir(this.config.baseName);
     const hash = this.baseDefinitionHash();
     const current = await readFile(join(base, HASH_FILE), 'utf8').catch(() => '');
@@ -163,9 +173,12 @@ export class LxcDriver implements ContainerDriver {
     await mkdir(this.config.lxcPath, { recursive: true });
     const building = `${base}.building`;
     await rm(building, { recursive: true, force: true });
-    await mkdir(building, { mode: 0o770 });
+    // Unprivileged containers' root must traverse to its rootfs: o+x, never o+r.
+    await mkdir(building, { mode: this.config.idmap ? 0o711 : 0o770 });
+    await chmod(building, this.config.idmap ? 0o711 : 0o770);
     await this.must(await this.runner('cp', ['-a', rootfs, join(building, 'rootfs')]), 'E_DRIVER_RUNTIME', 'copying the root filesystem into the base');
     await customizeBaseRootfs(join(building, 'rootfs'));
+    if (this.config.idmap) await shiftOwnership(join(building, 'rootfs'), this.config.idmap.start);
     await writeFile(join(building, 'config'), this.baseConfig(), { mode: 0o640 });
     await writeFile(join(building, HASH_FILE), hash + '\n');
     // Clones made from an older base keep it as their lower layer: the pool resets them
@@ -194,6 +207,15 @@ export class LxcDriver implements ContainerDriver {
     }
     if (assign.trim() !== '3') {
       this.log.warn('bridge_mac_not_fixed', { bridge: this.config.bridge, hint: 'set a fixed MAC address on the bridge' });
+    }
+  }
+
+  private async checkLxcPath(): Promise<void> {
+    await mkdir(this.config.lxcPath, { recursive: true });
+    if (!this.config.idmap) return;
+    const mode = (await stat(this.config.lxcPath)).mode;
+    if ((mode & 0o001) === 0) {
+      throw new VzsbError('E_INVALID', `lxcPath ${this.config.lxcPath}: unprivileged containers need it traversable by others (chmod o+x)`);
     }
   }
 
@@ -243,6 +265,13 @@ export class LxcDriver implements ContainerDriver {
     await writeFile(join(sshDir, 'ssh_host_ed25519_key.pub'), key.publicKey + '\n', { mode: 0o644 });
     await writeFile(join(dir, HOST_KEY_FILE), key.publicKey + '\n', { mode: 0o644 });
     await writeFile(join(dir, PRISTINE_MARKER), '');
+    if (this.config.idmap) {
+      // What LXC and we wrote into the upper layer belongs to the container's root, and the
+      // container's root must reach it through the container directory.
+      await chmod(dir, 0o711);
+      await chmod(join(upper, '..'), 0o711);
+      await shiftOwnership(join(upper, '..'), this.config.idmap.start);
+    }
     this.log.debug('container_created', { container: id, address });
     return { id, running: false, address };
   }
@@ -351,6 +380,7 @@ export class LxcDriver implements ContainerDriver {
       const tmp = join(sshDir, 'authorized_keys.vzsb-new');
       await writeFile(tmp, line + '\n', { mode: 0o600 });
       await rename(tmp, join(sshDir, 'authorized_keys'));
+      if (this.config.idmap) await shiftOwnership(join(upper, 'root'), this.config.idmap.start);
       return;
     }
     const script =
@@ -407,6 +437,22 @@ export function cgroupPathOf(procCgroup: string, version: CgroupVersion): string
     if (version === 1 && controllers!.split(',').includes('pids')) return path;
   }
   return undefined;
+}
+
+/**
+ * Give a tree to an unprivileged container's ids: every owner below `start` moves up by
+ * `start` (ids already shifted stay). chown clears setuid/setgid bits, so modes are restored.
+ * Only for trees no container has run on (the base, a never-started clone's upper layer).
+ */
+export async function shiftOwnership(path: string, start: number): Promise<void> {
+  const st = await lstat(path);
+  if (st.uid < start || st.gid < start) {
+    await lchown(path, st.uid < start ? st.uid + start : st.uid, st.gid < start ? st.gid + start : st.gid);
+    if (!st.isSymbolicLink()) await chmod(path, st.mode & 0o7777);
+  }
+  if (st.isDirectory()) {
+    for (const name of await readdir(path)) await shiftOwnership(join(path, name), start);
+  }
 }
 
 /** Make a copied debootstrap tree into the base: no host keys, our sshd config and init. */

@@ -84,6 +84,20 @@ const inventories: [string, () => Promise<string>][] = [
       'group_vars/b': 'p: group_vars b\n',
       'host_vars/k08.json': '{"j": [1, {"deep": true}]}',
     })],
+  ['single names as strings, anchors, IPv6 and bracketed hosts', () =>
+    writeInventory('strings', {
+      'inventory.yaml': [
+        'web:',
+        '  hosts: w1',
+        '  vars: &common { tier: front, enabled: yes, ratio: 0.5, none: ~, list: [1, two] }',
+        'db:',
+        '  children: web',
+        '  hosts:',
+        '    "[2001:db8::10]:2222":',
+        '    2001:db8::11:',
+        '    w1: *common',
+      ].join('\n'),
+    })],
 ];
 
 async function writeInventory(name: string, files: Record<string, string>): Promise<string> {

@@ -1,7 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { VzsbError } from '../../common/errors.js';
-import { loadInventory, selectHosts } from '../../provision/inventory/index.js';
-import { ansibleJson, inventoryGraph, inventoryList } from '../../provision/inventory/render.js';
+import { ansibleJson, inventoryGraph, inventoryList, loadInventory, selectHosts } from '../../provision/inventory/index.js';
 
 interface InventoryArgs {
   inventory: string;

@@ -5,3 +5,4 @@ export { loadInventory } from './load.js';
 export { selectHosts, getHost, groupHosts, splitPattern } from './patterns.js';
 export { expandHostRange } from './host-range.js';
 export { parseBool } from './connection.js';
+export { ansibleJson, inventoryGraph, inventoryList } from './render.js';

@@ -133,7 +133,7 @@ test('booleans, ports and aliases are read the way Ansible reads them', (t) => {
       '    a: { ansible_become: "True", ansible_port: "2201" }',
       '    b: { ansible_become: on, ansible_ssh_host: 10.0.0.2, ansible_ssh_user: u, ansible_ssh_port: 2202 }',
       '    c: { ansible_become: 0, ansible_private_key_file: k, ansible_connection: smart }',
-      '    d: { ansible_become: "n", ansible_host: h, ansible_ssh_host: ignored }',
+      '    d: { ansible_become: "n", ansible_host: ignored, ansible_ssh_host: h, ansible_port: 1, ansible_ssh_port: 2 }',
       '    e: { ansible_become: null, ansible_user: null }',
     ].join('\n'),
     { source: 'x.yaml', baseDir: '/inv', homeDir: '/root' },
@@ -142,7 +142,7 @@ test('booleans, ports and aliases are read the way Ansible reads them', (t) => {
   t.like(c('a'), { become: true, port: 2201 });
   t.like(c('b'), { become: true, host: '10.0.0.2', user: 'u', port: 2202 });
   t.like(c('c'), { become: false, privateKeyFile: '/inv/k', kind: 'ssh' });
-  t.like(c('d'), { become: false, host: 'h' });
+  t.like(c('d'), { become: false, host: 'h', port: 2 }, 'ansible_ssh_host and ansible_ssh_port win, as in Ansible');
   t.like(c('e'), { become: false, user: undefined });
 });
 

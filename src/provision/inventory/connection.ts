@@ -29,6 +29,7 @@ export interface ConnectionContext {
  * written (the group, the host or the vars file), and the host it was merged into.
  */
 export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionContext): ConnectionSpec {
+  // The first name set wins, in Ansible's MAGIC_VARIABLE_MAPPING order: the ansible_ssh_* spellings first.
   const get = (...keys: string[]): VarEntry | undefined => {
     for (const key of keys) {
       const entry = vars.get(key);
@@ -61,7 +62,7 @@ export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionConte
   }
 
   let port = 22;
-  const portEntry = get('ansible_port', 'ansible_ssh_port');
+  const portEntry = get('ansible_ssh_port', 'ansible_port');
   if (portEntry) {
     const v = portEntry.value;
     const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*[0-9]+\s*$/.test(v) ? Number(v) : NaN;
@@ -80,9 +81,9 @@ export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionConte
   const keyFile = str(get('ansible_ssh_private_key_file', 'ansible_private_key_file'));
   return {
     kind,
-    host: str(get('ansible_host', 'ansible_ssh_host')) ?? name,
+    host: str(get('ansible_ssh_host', 'ansible_host')) ?? name,
     port,
-    user: str(get('ansible_user', 'ansible_ssh_user')),
+    user: str(get('ansible_ssh_user', 'ansible_user')),
     privateKeyFile: keyFile === undefined ? undefined : resolveKeyFile(keyFile, ctx),
     become,
     becomeUser: str(get('ansible_become_user')) ?? 'root',

@@ -4,18 +4,23 @@
  * PARALLEL containers at a time. Uses its own bridge (vzsbt200, 10.231.200.0/24) and a
  * temporary lxcPath, removed at the end.
  *   node --import tsx bench/drivers-lxc.ts [RUNS=20] [RESETS=50] [PARALLEL=4]
+ * Unprivileged containers (id map) unless VZSB_BENCH_PRIVILEGED=1.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, silentLogger } from '../src/common/log.js';
 import { LxcDriver } from '../src/daemons/drivers/lxc.js';
-import { createTestBridge } from '../test/helpers/bridge.js';
+import { createTestBridge, lxcConfigOn } from '../test/helpers/bridge.js';
+import { grantRootSubIds } from '../test/helpers/subids.js';
 
 const RUNS = Number(process.argv[2] ?? 20);
 const RESETS = Number(process.argv[3] ?? 50);
 const PARALLEL = Number(process.argv[4] ?? 4);
 const PREFIX = 'vzbench-';
+// Unprivileged containers on host ids 1200000-1265535 unless VZSB_BENCH_PRIVILEGED=1.
+const UNPRIVILEGED = !process.env.VZSB_BENCH_PRIVILEGED;
+const IDMAP = { start: 1_200_000, count: 65536 };
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -30,22 +35,18 @@ function stats(xs: number[]): string {
 }
 
 const bridge = await createTestBridge(200);
-const lxcPath = await mkdtemp(join(tmpdir(), 'vzsb-bench-'));
+const releaseSubIds = UNPRIVILEGED ? await grantRootSubIds(IDMAP.start, IDMAP.count) : undefined;
+const lxcPath = await mkdtemp(join(tmpdir(), 'vzsb-drvbench-'));
+await chmod(lxcPath, 0o711);
 const driver = new LxcDriver({
   logger: process.env.VZSB_BENCH_LOG ? createLogger({ level: 'debug' }) : silentLogger,
-  config: {
+  config: lxcConfigOn(bridge, {
     prefix: PREFIX,
     lxcPath,
-    bridge: bridge.name,
-    subnet: bridge.subnet,
-    gateway: bridge.gateway,
-    firstAddress: bridge.address(10),
-    lastAddress: bridge.address(250),
     baseName: 'vzbench-base',
     limits: { memoryMiB: 512, cpuShares: 1024, pidsMax: 1024 },
-    packages: [],
-    startTimeoutMs: 10_000,
-  },
+    ...(UNPRIVILEGED ? { idmap: IDMAP } : {}),
+  }),
 });
 try {
   const prep = await timed(() => driver.prepare());
@@ -94,4 +95,5 @@ try {
   for (const c of await driver.list()) await driver.destroy(c.id);
   await rm(lxcPath, { recursive: true, force: true });
   await bridge.remove();
+  await releaseSubIds?.();
 }

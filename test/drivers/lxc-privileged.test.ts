@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
 import { LxcDriver } from '../../src/daemons/drivers/lxc.js';
-import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
+import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridge.js';
 
 // The LXC driver without an id map (privileged containers), for hosts that cannot grant root
 // subordinate ids. Unique to this file: bridge vzsbt12 / 10.231.12.0/24, containers "vzl12-N".
@@ -17,19 +17,7 @@ async function setup(): Promise<LxcDriver> {
   bridge = await createTestBridge(INDEX);
   lxcPath = await mkdtemp(join(tmpdir(), `vzsb-lxc${INDEX}-`));
   return new LxcDriver({
-    config: {
-      prefix: PREFIX,
-      lxcPath,
-      bridge: bridge.name,
-      subnet: bridge.subnet,
-      gateway: bridge.gateway,
-      firstAddress: bridge.address(10),
-      lastAddress: bridge.address(250),
-      baseName: `vzl${INDEX}base`,
-      limits: { pidsMax: 256 },
-      packages: [],
-      startTimeoutMs: 10_000,
-    },
+    config: lxcConfigOn(bridge, { prefix: PREFIX, lxcPath, baseName: `vzl${INDEX}base`, limits: { pidsMax: 256 } }),
   });
 }
 

@@ -7,7 +7,7 @@ import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
 import { runChecked } from '../../src/common/exec.js';
 import { cgroupPathOf, LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { detectCgroupVersion, type LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
-import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
+import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridge.js';
 import { grantRootSubIds } from '../helpers/subids.js';
 
 // Unique to this file: bridge vzsbt11 / 10.231.11.0/24, containers "vzl11-N", own lxcPath,
@@ -19,20 +19,13 @@ let bridge: TestBridge | undefined;
 let lxcPath: string | undefined;
 
 function config(): LxcDriverConfig {
-  return {
+  return lxcConfigOn(bridge!, {
     prefix: PREFIX,
     lxcPath: lxcPath!,
-    bridge: bridge!.name,
-    subnet: bridge!.subnet,
-    gateway: bridge!.gateway,
-    firstAddress: bridge!.address(10),
-    lastAddress: bridge!.address(250),
     baseName: `vzl${INDEX}base`,
     limits: { memoryMiB: 256, cpuShares: 512, pidsMax: 512 },
     idmap: IDMAP,
-    packages: [],
-    startTimeoutMs: 10_000,
-  };
+  });
 }
 
 let driver: LxcDriver;

@@ -1,4 +1,5 @@
 import { run, runChecked } from '../../src/common/exec.js';
+import type { LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
 
 /**
  * A Linux bridge for one test file: name `vzsbt<index>`, network 10.231.<index>.0/24, the
@@ -44,5 +45,23 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
     gateway: `10.231.${index}.1`,
     address: (host) => `10.231.${index}.${host}`,
     remove,
+  };
+}
+
+/** An LXC driver configuration on a test bridge: containers at .10-.250, no limits unless given. */
+export function lxcConfigOn(
+  bridge: TestBridge,
+  fields: Pick<LxcDriverConfig, 'prefix' | 'lxcPath' | 'baseName'> & Partial<LxcDriverConfig>,
+): LxcDriverConfig {
+  return {
+    bridge: bridge.name,
+    subnet: bridge.subnet,
+    gateway: bridge.gateway,
+    firstAddress: bridge.address(10),
+    lastAddress: bridge.address(250),
+    limits: {},
+    packages: [],
+    startTimeoutMs: 10_000,
+    ...fields,
   };
 }

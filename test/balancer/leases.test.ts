@@ -82,6 +82,7 @@ test('with one hypervisor stopped, leases succeed on the other within the deadli
   // Known down now: the next lease does not even ask it.
   const failoversBefore = c.balancer.log.records.filter((r) => r.event === 'lease.failover').length;
   const next = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'erin', publicKey: KEY } });
+  t.is(next.status, 200, next.text);
   t.is(next.body.hypervisor, 'hype');
   t.is(c.balancer.log.records.filter((r) => r.event === 'lease.failover').length, failoversBefore);
   const metrics = await httpCall(c.balancer.url, 'GET', '/metrics', { token: c.tokens.metrics });

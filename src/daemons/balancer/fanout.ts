@@ -136,7 +136,7 @@ export class Fanout {
     });
     const found = results.some((r) => r.status === 'done');
     const failed = results.filter((r) => r.status === 'failed');
-    const report: FanoutReport = { ok: found || failed.length === 0, results };
+    const report: FanoutReport = { ok: found, results };
     if (!found && failed.length === 0) report.error = { code: 'E_NO_LEASE', message: `user ${user} holds no lease on any hypervisor` };
     else if (!found) report.error = { code: 'E_PARTIAL', message: `no hypervisor reset a container of ${user}; ${failed.map((f) => f.error!.message).join('; ')}` };
     this.logReset(`user:${user}`, options, report);

@@ -135,6 +135,7 @@ test('booleans, ports and aliases are read the way Ansible reads them', (t) => {
       '    c: { ansible_become: 0, ansible_private_key_file: k, ansible_connection: smart }',
       '    d: { ansible_become: "n", ansible_host: ignored, ansible_ssh_host: h, ansible_port: 1, ansible_ssh_port: 2 }',
       '    e: { ansible_become: null, ansible_user: null }',
+      '    f: { ansible_connection: ansible.builtin.local }',
     ].join('\n'),
     { source: 'x.yaml', baseDir: '/inv', homeDir: '/root' },
   );
@@ -144,6 +145,7 @@ test('booleans, ports and aliases are read the way Ansible reads them', (t) => {
   t.like(c('c'), { become: false, privateKeyFile: '/inv/k', kind: 'ssh' });
   t.like(c('d'), { become: false, host: 'h', port: 2 }, 'ansible_ssh_host and ansible_ssh_port win, as in Ansible');
   t.like(c('e'), { become: false, user: undefined });
+  t.like(c('f'), { kind: 'local' });
 });
 
 test('YAML 1.1 like Ansible: yes/no booleans, anchors and merge keys, dates as text, vault values kept', (t) => {

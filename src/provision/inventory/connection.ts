@@ -55,7 +55,7 @@ export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionConte
   let kind: ConnectionSpec['kind'] = 'ssh';
   const connection = get('ansible_connection');
   if (connection) {
-    const value = str(connection);
+    const value = str(connection)!.replace(/^ansible\.(builtin|legacy)\./, '');
     if (value === 'local') kind = 'local';
     else if (value === 'ssh' || value === 'smart' || value === 'paramiko') kind = 'ssh';
     else throw fail(connection.origin, name, 'ssh or local', connection.value);

@@ -41,7 +41,8 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   let inv: Invocation | undefined;
   let config: GatewayConfig | undefined;
   let lease: Lease | undefined;
-  let leaseRequested = false;
+  // 'pending' while the request is out: a session ended then may hold a lease it never saw.
+  let leaseState: 'none' | 'pending' | 'granted' | 'failed' = 'none';
   let client: Client | undefined;
   let registry: SessionRegistry | undefined;
   let endedBy: NodeJS.Signals | undefined;
@@ -77,8 +78,14 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     const ssh2Loaded = import('ssh2');
     ssh2Loaded.catch(() => {});
     const clientOptions = balancerOptions(config, log);
-    leaseRequested = true;
-    lease = await step(requestLease(clientOptions, inv.user, key.publicKey, config.leaseTimeoutMs));
+    leaseState = 'pending';
+    lease = await step(
+      requestLease(clientOptions, inv.user, key.publicKey, config.leaseTimeoutMs).catch((err: unknown) => {
+        leaseState = 'failed';
+        throw err;
+      }),
+    );
+    leaseState = 'granted';
     marks.leaseMs = now() - t0;
 
     stage = 'ready';
@@ -119,7 +126,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     if (inv && config && registry) {
       const others = await registry.leave(inv.user).catch(() => 0);
       let released: string | boolean = false;
-      if (leaseRequested && others === 0) {
+      if ((leaseState === 'granted' || leaseState === 'pending') && others === 0) {
         released = await releaseLease(balancerOptions(config, log), inv.user, lease?.balancer, config.releaseTimeoutMs).then(
           () => true,
           (err: unknown) => {

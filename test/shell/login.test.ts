@@ -123,6 +123,10 @@ test.serial('exec mode: `ssh gateway cmd` relays stdin, stdout, stderr and the e
   const piped = await ssh(bob, 'wc -c; exit 0', 'x'.repeat(100_000));
   t.is(piped.code, 0, piped.stderr);
   t.is(piped.stdout.trim(), '100000');
+  // `ssh -T gateway` with a script on stdin: a shell without a PTY.
+  const script = await ssh(bob, undefined, 'echo "in $(hostname)"\nexit 4\n', ['-T']);
+  t.is(script.code, 4, script.stderr);
+  t.regex(script.stdout, /^in vzg41-\d+\n$/);
   // `ssh -t gateway cmd` gets a PTY.
   const tty = await ssh(bob, 'test -t 0 && echo has-tty', '', ['-tt']);
   t.regex(tty.stdout, /has-tty/);

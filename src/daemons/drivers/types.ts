@@ -37,20 +37,27 @@ export interface ContainerDriver {
    * address and resource limits. On error a half-made container may exist: the caller destroys it.
    */
   create(id: string): Promise<ContainerInfo>;
-  /** Start and resolve once its sshd accepts TCP connections. */
+  /** Start and resolve once its sshd accepts TCP connections. Starting a running container is not an error. */
   start(id: string): Promise<void>;
   /** Stop; stopping a stopped container is not an error. */
   stop(id: string): Promise<void>;
   /** Remove everything of it; destroying a missing container is not an error. */
   destroy(id: string): Promise<void>;
-  /** Run a command inside a running container. */
+  /**
+   * Run a command inside a running container (root, clean environment, HOME=/root). A non-zero
+   * exit is a result, not an error; a stopped container is E_DRIVER_RUNTIME.
+   */
   exec(id: string, argv: readonly string[], input?: string): Promise<ExecResult>;
   /**
    * Live ssh session processes inside the container, read from the host's view of the
    * container's processes (never from tools inside it: the student may have deleted them).
    */
   sessionCount(id: string): Promise<number>;
-  /** Replace root's authorized_keys with exactly this key (the lease's one-time key). */
+  /**
+   * Replace root's authorized_keys with exactly this key (the lease's one-time key). Written
+   * from inside the container (or into a clone that has never run), never through a path a
+   * student controls from the host side. E_INVALID for anything but one public key line.
+   */
   authorizeKey(id: string, publicKey: string): Promise<void>;
   /** The container's ssh host key, unique per clone. */
   hostKey(id: string): Promise<HostKey>;

@@ -37,7 +37,7 @@ export function runCli(args: string[]): CliProcess {
     for (const l of listeners) l();
   });
   const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const waitForLog = (event: string, timeoutMs = 30_000) =>
+  const waitForLog = (event: string, timeoutMs = 90_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {
         const found = logs.find((l) => l.event === event);

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acquirePidLock } from '../../src/daemons/common/pid-lock.js';
+import { eventually } from '../../src/daemons/drivers/conformance.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import { loadHypervisorConfig } from '../../src/daemons/hypervisor/config.js';
 import { checkDriverConfig } from '../../src/daemons/hypervisor/drivers.js';
@@ -69,8 +70,12 @@ test('the daemon process: serves, holds the state lock, reclaim --once asks it, 
   const lockText = await readFile(join(dir, 'state', 'hypervisor.lock'), 'utf8');
   t.is(Number(lockText.split(' ')[0]), daemon.child.pid);
 
-  const health = (await (await fetch(`${url}/healthz`)).json()) as { capacity: { clean: number } };
-  t.is(health.capacity.clean, 2);
+  const health = await eventually(
+    async () => (await (await fetch(`${url}/healthz`)).json()) as { capacity: { clean: number } },
+    (h) => h.capacity.clean === 2,
+    30_000,
+  );
+  t.is(health.capacity.clean, 2, 'the pool fills to standby');
   const res = await fetch(`${url}/v1/leases`, {
     method: 'POST',
     headers: { authorization: `Bearer ${LEASE}`, 'content-type': 'application/json' },
@@ -106,6 +111,22 @@ test('the daemon process: serves, holds the state lock, reclaim --once asks it, 
   const direct = runCli(['hypervisor', 'reclaim', '--once', '--config', path]);
   t.is(await direct.exited, 0);
   t.is((JSON.parse(direct.stdout.join('')) as { via: string }).via, 'direct');
+});
+
+test('a starting daemon waits while a reclaim pass holds the state lock', async (t) => {
+  const { path, dir } = await configFile(t);
+  const pass = await acquirePidLock(join(dir, 'state', 'hypervisor.lock'), { role: 'reclaim' });
+  const daemon = runCli(['hypervisor', '--config', path]);
+  t.teardown(() => {
+    daemon.child.kill('SIGKILL');
+  });
+  const waiting = await daemon.waitForLog('daemon.waiting_for_lock');
+  t.is(waiting.holder, process.pid);
+  t.false(daemon.logs.some((l) => l.event === 'daemon.listening'));
+  await pass.release();
+  await daemon.waitForLog('daemon.listening');
+  daemon.child.kill('SIGTERM');
+  t.is(await daemon.exited, 0);
 });
 
 test('reclaim without --once is a usage error', async (t) => {

@@ -15,16 +15,20 @@ export interface PidLock {
 
 export class LockHeldError extends VzsbError {
   readonly pid: number;
-  constructor(path: string, pid: number) {
-    super('E_LOCKED', `${path} is held by process ${pid}`);
+  /** What the holder said it is (e.g. "daemon", "reclaim"). */
+  readonly role: string;
+  constructor(path: string, pid: number, role: string) {
+    super('E_LOCKED', `${path} is held by process ${pid}${role ? ` (${role})` : ''}`);
     this.name = 'LockHeldError';
     this.pid = pid;
+    this.role = role;
   }
 }
 
-export async function acquirePidLock(path: string, procRoot = '/proc'): Promise<PidLock> {
+export async function acquirePidLock(path: string, options: { role?: string; procRoot?: string } = {}): Promise<PidLock> {
+  const procRoot = options.procRoot ?? '/proc';
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const mine = `${process.pid} ${await startTimeOf(process.pid, procRoot)}\n`;
+  const mine = `${process.pid} ${await startTimeOf(process.pid, procRoot)} ${options.role ?? ''}`.trimEnd() + '\n';
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o600);
@@ -44,9 +48,9 @@ export async function acquirePidLock(path: string, procRoot = '/proc'): Promise<
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const content = await readFile(path, 'utf8').catch(() => '');
-    const [pidText, start] = content.trim().split(/\s+/);
+    const [pidText, start, role] = content.trim().split(/\s+/);
     const pid = Number(pidText);
-    if (Number.isInteger(pid) && pid > 0 && (await alive(pid, start, procRoot))) throw new LockHeldError(path, pid);
+    if (Number.isInteger(pid) && pid > 0 && (await alive(pid, start, procRoot))) throw new LockHeldError(path, pid, role ?? '');
     // Stale (holder gone, or a half-written file of a holder that died at once): remove exactly what we read.
     if ((await readFile(path, 'utf8').catch(() => undefined)) === content) await unlink(path).catch(() => {});
   }

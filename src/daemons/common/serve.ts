@@ -59,7 +59,6 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
   ]);
   const addr = server.address() as AddressInfo;
   const log = options.logger;
-  log.info('daemon.listening', { address: addr.address, port: addr.port, pid: process.pid });
 
   let stopping: Promise<void> | undefined;
   let resolveStopped!: () => void;
@@ -91,5 +90,7 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   }
+  // Only now: whoever waits for this line may signal us at once.
+  log.info('daemon.listening', { address: addr.address, port: addr.port, pid: process.pid });
   return { server, host: addr.address, port: addr.port, url: localUrl(addr.address, addr.port), stop, stopped };
 }

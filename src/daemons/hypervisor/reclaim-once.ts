@@ -1,6 +1,7 @@
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { systemClock } from '../common/clock.js';
+import { LockHeldError } from '../common/pid-lock.js';
 import { localUrl } from '../common/serve.js';
 import type { HypervisorConfig } from './config.js';
 import { createDriver } from './drivers.js';
@@ -23,9 +24,9 @@ export interface ReclaimOnceResult {
 export async function reclaimOnce(config: HypervisorConfig, options: { source: string; logger: Logger; fetch?: typeof fetch }): Promise<ReclaimOnceResult> {
   let lock;
   try {
-    lock = await takeStateLock(config);
+    lock = await takeStateLock(config, 'reclaim');
   } catch (err) {
-    if ((err as VzsbError).code !== 'E_LOCKED') throw err;
+    if (!(err instanceof VzsbError) || !(err.cause instanceof LockHeldError) || err.cause.role !== 'daemon') throw err;
     return { via: 'daemon', report: await askDaemon(config, options.fetch ?? fetch, (err as VzsbError).message) };
   }
   try {

@@ -50,21 +50,37 @@ export async function readEndpoint(config: HypervisorConfig): Promise<string | u
   return text?.trim() || undefined;
 }
 
-export async function takeStateLock(config: HypervisorConfig): Promise<PidLock> {
-  try {
-    return await acquirePidLock(lockPathOf(config));
-  } catch (err) {
-    if (err instanceof LockHeldError) {
-      throw new VzsbError('E_LOCKED', `another hypervisor daemon or reclaim run (pid ${err.pid}) holds ${lockPathOf(config)}`, { cause: err });
+/** How long a starting daemon waits for a `reclaim --once` pass that holds the lock. */
+const RECLAIM_WAIT_MS = 300_000;
+
+/**
+ * The state directory's lock. A daemon that finds a reclaim pass holding it waits for that
+ * pass (polling); another daemon holding it is an error at once.
+ */
+export async function takeStateLock(config: HypervisorConfig, role: 'daemon' | 'reclaim', logger?: Logger): Promise<PidLock> {
+  const deadline = Date.now() + RECLAIM_WAIT_MS;
+  let logged = false;
+  for (;;) {
+    try {
+      return await acquirePidLock(lockPathOf(config), { role });
+    } catch (err) {
+      if (!(err instanceof LockHeldError)) throw err;
+      if (role === 'daemon' && err.role === 'reclaim' && Date.now() < deadline) {
+        if (!logged) logger?.info('daemon.waiting_for_lock', { holder: err.pid, role: err.role });
+        logged = true;
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      const holder = err.role === 'reclaim' ? 'a reclaim run' : 'another hypervisor daemon';
+      throw new VzsbError('E_LOCKED', `${holder} (pid ${err.pid}) holds ${lockPathOf(config)}`, { cause: err });
     }
-    throw err;
   }
 }
 
 export async function startHypervisor(config: HypervisorConfig, options: StartOptions): Promise<RunningHypervisor> {
   const logger = options.logger;
   const clock = options.clock ?? systemClock;
-  const lock = await takeStateLock(config);
+  const lock = await takeStateLock(config, 'daemon', logger);
   try {
     const { driver, prefix } = options.driver ?? (await createDriver(config.driver, options.source, logger));
     logger.info('driver.preparing', { driver: driver.name });

@@ -18,6 +18,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .help()
     .alias('h', 'help')
     .version(false)
+    .exitProcess(false)
     .fail((msg, err) => {
       // Stop at the first problem: yargs would otherwise go on and run the handler.
       throw err ?? new VzsbError('E_USAGE', `${msg}\nRun with --help for usage.`);

@@ -4,6 +4,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { VzsbError, errorMessage } from '../common/errors.js';
 import { parseInput } from '../common/validate.js';
 import { evaluateCondition } from './conditions.js';
+import { groupHosts } from './inventory/index.js';
 import type { Inventory, InventoryHost } from './inventory/types.js';
 import { operations } from './operations/index.js';
 import type { Play, Task } from './playbook/model.js';
@@ -59,7 +60,7 @@ export function handlerId(play: Play, name: string): string {
 
 export function hostVars(inventory: Inventory, host: InventoryHost, play: Play, extraVars: Record<string, unknown>): Record<string, unknown> {
   const groups: Record<string, string[]> = {};
-  for (const [name, g] of inventory.groups) groups[name] = [...hostsOf(inventory, name, g.hosts)];
+  for (const name of inventory.groups.keys()) groups[name] = groupHosts(inventory, name);
   return {
     ...play.defaults,
     ...host.vars,
@@ -72,14 +73,6 @@ export function hostVars(inventory: Inventory, host: InventoryHost, play: Play, 
     hostvars: Object.fromEntries([...inventory.hosts.values()].map((h) => [h.name, { ...h.vars, ansible_host: h.connection.host }])),
     inventory_dir: inventory.baseDir,
   };
-}
-
-function hostsOf(inventory: Inventory, group: string, direct: string[]): Set<string> {
-  const out = new Set<string>(direct);
-  if (group === 'all') for (const h of inventory.hosts.keys()) out.add(h);
-  const g = inventory.groups.get(group);
-  for (const child of g?.children ?? []) for (const h of hostsOf(inventory, child, inventory.groups.get(child)?.hosts ?? [])) out.add(h);
-  return out;
 }
 
 function tagged(task: Task, play: Play, tags: string[], skipTags: string[]): boolean {

@@ -147,15 +147,21 @@ export class HypervisorClient {
     if (auth) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     const signal = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)));
-    let status: number;
-    let text: string;
-    try {
-      const res = await this.fetchImpl(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
-      status = res.status;
-      text = await res.text();
-    } catch (err) {
-      if (signal.aborted) throw new HypervisorCallError(this.name, 'timeout', 'E_HYPERVISOR_TIMEOUT', `no answer to ${method} ${path} within ${timeoutMs} ms`, undefined, err);
-      throw new HypervisorCallError(this.name, 'unreachable', 'E_HYPERVISOR_UNREACHABLE', `cannot reach ${this.url}: ${networkReason(err)}`, undefined, err);
+    let status = 0;
+    let text = '';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.fetchImpl(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+        status = res.status;
+        text = await res.text();
+        break;
+      } catch (err) {
+        if (signal.aborted) throw new HypervisorCallError(this.name, 'timeout', 'E_HYPERVISOR_TIMEOUT', `no answer to ${method} ${path} within ${timeoutMs} ms`, undefined, err);
+        // A kept-alive connection the hypervisor closed just as it was reused: once more on a
+        // fresh one. Safe for every call made here: a lease for the same user is the same lease.
+        if (attempt === 1 && isStaleConnection(err)) continue;
+        throw new HypervisorCallError(this.name, 'unreachable', 'E_HYPERVISOR_UNREACHABLE', `cannot reach ${this.url}: ${networkReason(err)}`, undefined, err);
+      }
     }
     let data: unknown;
     try {
@@ -186,4 +192,14 @@ function networkReason(err: unknown): string {
     cur = e.cause;
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+function isStaleConnection(err: unknown): boolean {
+  let cur: unknown = err;
+  for (let depth = 0; depth < 4 && cur; depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return true;
+    cur = (cur as { cause?: unknown }).cause;
+  }
+  return false;
 }

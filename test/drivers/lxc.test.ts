@@ -147,22 +147,38 @@ test.serial('lxc: a container whose sshd cannot start fails start with a clear e
   t.true(Date.now() - started < 5000, 'noticed the stop well before the 10 s timeout');
 });
 
-test.serial('lxc: prepare rebuilds the base when its recorded definition differs, and only then', async (t) => {
+test.serial('lxc: a changed base definition builds a new tree; running clones of the old one keep working', async (t) => {
   const base = join(lxcPath!, `vzl${INDEX}base`);
-  const marker = join(base, 'rootfs', 'vzsb-test-marker');
+  const treeOf = async () => /^lxc\.rootfs\.path = dir:(.+)$/m.exec(await readFile(join(base, 'config'), 'utf8'))![1]!;
+  const before = await treeOf();
+  const marker = join(before, 'vzsb-test-marker');
   await writeFile(marker, 'x');
   await driver.prepare();
-  t.is(await readFile(marker, 'utf8'), 'x', 'an unchanged definition leaves the base alone');
-  await writeFile(join(base, 'vzsb-base.hash'), 'stale\n');
+  t.is(await treeOf(), before, 'an unchanged definition leaves the base alone');
+  const old = own(7);
+  await driver.create(old);
+  t.teardown(() => driver.destroy(old));
+  await driver.start(old);
+  // Another definition of the same base: the privileged variant (no id map).
+  const { idmap: _unused, ...privileged } = config();
+  const other = new LxcDriver({ config: privileged });
+  await other.prepare();
+  const after = await treeOf();
+  t.not(after, before);
+  t.is(await readFile(marker, 'utf8'), 'x', 'the old tree stays while a clone uses it');
+  t.is((await driver.exec(old, ['cat', '/vzsb-test-marker'])).stdout, 'x');
+  const fresh = own(9);
+  await other.create(fresh);
+  t.teardown(() => other.destroy(fresh));
+  await other.start(fresh);
+  t.is((await other.exec(fresh, ['/bin/sh', '-c', 'test -e /vzsb-test-marker; echo $?'])).stdout, '1\n', 'new clones use the new tree');
+  await other.destroy(fresh);
+  await driver.destroy(old);
+  // Back to this file's definition: its complete tree is reused, the unused one removed.
   await driver.prepare();
-  await t.throwsAsync(readFile(marker, 'utf8'), { code: 'ENOENT' } as never);
-  t.not((await readFile(join(base, 'vzsb-base.hash'), 'utf8')).trim(), 'stale');
-  // Clones of the rebuilt base work.
-  const id = own(7);
-  await driver.create(id);
-  t.teardown(() => driver.destroy(id));
-  await driver.start(id);
-  t.is((await driver.exec(id, ['hostname'])).stdout, `${id}\n`);
+  t.is(await treeOf(), before);
+  t.deepEqual((await readdir(base)).filter((n) => n.startsWith('rootfs')), [before.split('/').pop()]);
+  await rm(marker);
 });
 
 test.serial('lxc: the container root is an unprivileged host uid; setuid bits survive the id shift', async (t) => {

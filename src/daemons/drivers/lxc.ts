@@ -114,13 +114,17 @@ export class LxcDriver implements ContainerDriver {
       rootfs: rootfsKey('bookworm', this.packages),
       init: INIT_SCRIPT,
       sshd: SSHD_CONFIG,
-      config: this.baseConfig(),
+      config: this.baseConfig('ROOTFS'),
     });
     return createHash('sha256').update(definition).digest('hex');
   }
 
-  private baseConfig(): string {
-    const base = this.dir(this.config.baseName);
+  /** Each base definition gets its own tree, so clones made from an older one keep their lower layer. */
+  private baseRootfs(hash: string): string {
+    return join(this.dir(this.config.baseName), `rootfs-${hash.slice(0, 16)}`);
+  }
+
+  private baseConfig(rootfs: string): string {
     const idmap = this.config.idmap;
     const userns = idmap
       ? [
@@ -138,7 +142,7 @@ export class LxcDriver implements ContainerDriver {
       ...userns,
       'lxc.arch = linux64',
       `lxc.uts.name = ${this.config.baseName}`,
-      `lxc.rootfs.path = dir:${join(base, 'rootfs')}`,
+      `lxc.rootfs.path = dir:${rootfs}`,
       'lxc.init.cmd = /sbin/vzsb-init',
       'lxc.tty.max = 0',
       'lxc.pty.max = 256',
@@ -170,28 +174,48 @@ export class LxcDriver implements ContainerDriver {
       progress: this.progress,
       runner: this.runner,
     });
-    await mkdir(this.config.lxcPath, { recursive: true });
-    const building = `${base}.building`;
-    await rm(building, { recursive: true, force: true });
     // Unprivileged containers' root must traverse to its rootfs: o+x, never o+r.
-    await mkdir(building, { mode: this.config.idmap ? 0o711 : 0o770 });
-    await chmod(building, this.config.idmap ? 0o711 : 0o770);
-    await this.must(await this.runner('cp', ['-a', rootfs, join(building, 'rootfs')]), 'E_DRIVER_RUNTIME', 'copying the root filesystem into the base');
-    await customizeBaseRootfs(join(building, 'rootfs'));
-    if (this.config.idmap) await shiftOwnership(join(building, 'rootfs'), this.config.idmap.start);
-    await writeFile(join(building, 'config'), this.baseConfig(), { mode: 0o640 });
-    await writeFile(join(building, HASH_FILE), hash + '\n');
-    // Clones made from an older base keep it as their lower layer: the pool resets them
-    // after a rebuild (docs/drivers.md). Swap by rename so a crash never leaves half a base.
-    if (existsSync(base)) {
-      const old = `${base}.old-${Date.now()}`;
-      await rename(base, old);
-      await rename(building, base);
-      await rm(old, { recursive: true, force: true });
-    } else {
-      await rename(building, base);
+    await mkdir(base, { recursive: true });
+    await chmod(base, this.config.idmap ? 0o711 : 0o770);
+    // A tree is complete once renamed from .building; one of this definition is reused.
+    const tree = this.baseRootfs(hash);
+    if (!existsSync(tree)) {
+      const building = `${tree}.building`;
+      await rm(building, { recursive: true, force: true });
+      await this.must(await this.runner('cp', ['-a', rootfs, building]), 'E_DRIVER_RUNTIME', 'copying the root filesystem into the base');
+      await customizeBaseRootfs(building);
+      if (this.config.idmap) await shiftOwnership(building, this.config.idmap.start);
+      await rename(building, tree);
     }
+    // The config, then the hash, each replaced by rename: a crash leaves the old base usable
+    // or the new one complete, and a half-built tree is removed by the next prepare.
+    await replaceFile(join(base, 'config'), this.baseConfig(tree), 0o640);
+    await replaceFile(join(base, HASH_FILE), hash + '\n', 0o644);
+    await this.removeUnusedBaseTrees(tree);
     this.log.info('base_built', { base: this.config.baseName, durationMs: Math.round(performance.now() - started) });
+  }
+
+  /**
+   * Older base trees stay while a container's config names one as its lower layer (a leased
+   * container must survive a daemon upgrade that changed the base); once the last such clone
+   * is destroyed, the next prepare removes the tree.
+   */
+  private async removeUnusedBaseTrees(current: string): Promise<void> {
+    const base = this.dir(this.config.baseName);
+    const inUse = new Set<string>([current]);
+    for (const entry of await readdir(this.config.lxcPath, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name === this.config.baseName) continue;
+      const text = await readFile(join(this.config.lxcPath, entry.name, 'config'), 'utf8').catch(() => '');
+      const lower = /^\s*lxc\.rootfs\.path\s*=\s*(?:overlay|overlayfs):([^:\n]+):/m.exec(text)?.[1];
+      if (lower) inUse.add(lower);
+    }
+    for (const name of await readdir(base)) {
+      const path = join(base, name);
+      if (/^rootfs(-[0-9a-f]{16}(\.building)?)?$/.test(name) && !inUse.has(path)) {
+        await rm(path, { recursive: true, force: true });
+        this.log.info('base_tree_removed', { tree: path });
+      }
+    }
   }
 
   /**
@@ -437,6 +461,11 @@ export function cgroupPathOf(procCgroup: string, version: CgroupVersion): string
     if (version === 1 && controllers!.split(',').includes('pids')) return path;
   }
   return undefined;
+}
+
+async function replaceFile(path: string, content: string, mode: number): Promise<void> {
+  await writeFile(`${path}.new`, content, { mode });
+  await rename(`${path}.new`, path);
 }
 
 /**

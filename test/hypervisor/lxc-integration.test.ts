@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -268,3 +268,63 @@ test.serial('SIGKILL in the middle of a burst: after a restart no lease is lost,
   const sample = again[again.length - 1]!.body as LeaseBody;
   t.is(await sshRun(sample, keys.private, 'hostname'), `${sample.container}\n`);
 });
+
+test.serial('graceful restart keeps every lease; a lease is kept while its ssh session lives and reclaimed once idle', async (t) => {
+  const before = ((await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string; container: string }[]).map((l) => `${l.user}=${l.container}`);
+  const config = JSON.parse(await readFile(configPath, 'utf8'));
+  config.pool = { ...config.pool, idleSeconds: 3, loginSeconds: 600, checkSeconds: 1 };
+  await writeFile(configPath, JSON.stringify(config));
+  daemon!.child.kill('SIGTERM');
+  t.is(await daemon!.exited, 0);
+  await startDaemon();
+  const after = ((await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string; container: string }[]).map((l) => `${l.user}=${l.container}`);
+  t.deepEqual(after, before);
+
+  const keys = utils.generateKeyPairSync('ed25519');
+  const l = (await lease('idler', keys.public)).body as LeaseBody;
+  const client = await openSession(l, keys.private);
+  try {
+    const seen = await eventually(
+      async () => ((await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string; loggedIn: boolean }[]).find((x) => x.user === 'idler'),
+      (x) => x?.loggedIn === true,
+      30_000,
+    );
+    t.true(seen?.loggedIn, 'the reclaim job saw the ssh session');
+    // Twice the idle time with the session open: the lease stays.
+    const until = Date.now() + 6_000;
+    const stillThere = await eventually(
+      async () => ((await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string }[]).some((x) => x.user === 'idler'),
+      (held) => !held || Date.now() > until,
+      30_000,
+    );
+    t.true(stillThere, 'kept while the session lives');
+  } finally {
+    client.end();
+  }
+  const gone = await eventually(
+    async () => ((await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string }[]).some((x) => x.user === 'idler'),
+    (held) => !held,
+    60_000,
+  );
+  t.false(gone, 'reclaimed once idle');
+  const event = daemon!.logs.find((x) => x.event === 'lease.reclaimed' && x.user === 'idler');
+  t.like(event, { container: l.container, reason: 'idle' });
+});
+
+function openSession(l: LeaseBody, privateKey: string): Promise<InstanceType<typeof Client>> {
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    client.once('error', reject);
+    client.once('ready', () => {
+      client.shell((err) => (err ? reject(err) : resolve(client)));
+    });
+    client.connect({
+      host: l.address,
+      port: l.sshPort,
+      username: 'root',
+      privateKey,
+      readyTimeout: 15_000,
+      hostVerifier: (key: Buffer) => fingerprintOf(key) === l.hostKeyFingerprint,
+    });
+  });
+}

@@ -87,9 +87,14 @@ export interface HypervisorSpec {
   graceSeconds?: number;
   /** Default: a MemoryDriver with prefix "<name>-" (letters and digits of the name). */
   driver?: ContainerDriver;
+  /** Container id prefix; with `driver`, the one that driver uses. */
   prefix?: string;
   /** Milliseconds each in-memory driver operation takes. */
   latencyMs?: number;
+  /** More `pool:` settings of the hypervisor config (idleSeconds, loginSeconds, ...). */
+  pool?: Record<string, unknown>;
+  /** The containers' sshd port reported with each lease (default 22). */
+  sshPort?: number;
 }
 
 export async function startTestHypervisor(t: Teardown, spec: HypervisorSpec): Promise<TestHypervisor> {
@@ -102,7 +107,8 @@ export async function startTestHypervisor(t: Teardown, spec: HypervisorSpec): Pr
     listen: { host: '127.0.0.1', port: 0 },
     tokens: { lease: [token], admin: [token, adminToken], metrics: [adminToken] },
     stateDir,
-    pool: { standby: spec.standby, max: spec.max, graceSeconds: spec.graceSeconds ?? 0, checkSeconds: 3600 },
+    sshPort: spec.sshPort ?? 22,
+    pool: { standby: spec.standby, max: spec.max, graceSeconds: spec.graceSeconds ?? 0, checkSeconds: 3600, ...spec.pool },
     driver: { kind: 'memory', prefix },
   });
   const log = captureLog({ daemon: 'hypervisor', hypervisor: spec.name });

@@ -116,7 +116,7 @@ async function main(): Promise<void> {
     lines.push(summary(`burst (${BURST} at once)`, burst));
     const phases = (await gw.logLines()).filter((l) => l.event === 'login');
     const med = (k: string) => fmtMs(percentile(phases.map((l) => Number(l[k])), 50));
-    lines.push(`session phases (gateway log, medians over ${phases.length} logins, from the session's start): lease ${med('leaseMs')}, sshd answered ${med('readyMs')}, ssh connected ${med('connectMs')}`);
+    lines.push(`session phases (gateway log, medians over ${phases.length} logins, from the session's start): config read ${med('configMs')}, lease granted ${med('leaseMs')} (the hypervisor's own share ${med('hypervisorMs')}), sshd answered ${med('readyMs')}, ssh connected ${med('connectMs')}`);
     lines.push(...(await startupCosts()));
     process.stdout.write(lines.join('\n') + '\n');
   } finally {

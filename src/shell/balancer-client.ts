@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { VzsbError, ValidationError } from '../common/errors.js';
 
 /**
@@ -17,6 +17,8 @@ export interface Lease {
   hypervisor: string | undefined;
   /** The balancer that granted it (where it is released). */
   balancer: string;
+  /** How long the hypervisor took, as it reports. */
+  ms: number | undefined;
 }
 
 export interface BalancerClientOptions {
@@ -28,6 +30,8 @@ export interface BalancerClientOptions {
   onAttempt?: (balancer: string, attempt: number) => void;
   /** Called when a balancer failed and the next is tried. */
   onFailover?: (balancer: string, reason: string) => void;
+  /** Called once a request is written: the caller may start CPU-heavy work while it is served. */
+  onSent?: () => void;
   now?: () => number;
 }
 
@@ -113,9 +117,9 @@ function refusal(answer: Answer, balancer: string): AttemptError {
 
 async function call(balancer: string, method: string, path: string, options: BalancerClientOptions, leftMs: number, body?: string): Promise<Answer> {
   const url = new URL(balancer + path);
-  const mod = url.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  const request = url.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
   return new Promise<Answer>((resolve, reject) => {
-    const req = mod.request(
+    const req = request(
       url,
       {
         method,
@@ -161,6 +165,7 @@ async function call(balancer: string, method: string, path: string, options: Bal
         timer = setTimeout(() => req.destroy(new Error(`no answer within ${Math.round(answerMs)} ms`)), answerMs);
       });
     });
+    req.once('finish', () => options.onSent?.());
     req.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       reject(new AttemptError(`${balancer}: ${e.message}`, true));
@@ -189,5 +194,6 @@ export function parseLease(body: unknown, balancer: string): Lease {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw new ValidationError('sshPort', 'a port 1-65535', port, source);
   const hostKey = b.hostKey === undefined || b.hostKey === null ? undefined : str('hostKey', /^[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line');
   const hypervisor = typeof b.hypervisor === 'string' ? b.hypervisor : undefined;
-  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer };
+  const ms = typeof b.ms === 'number' ? b.ms : undefined;
+  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer, ms };
 }

@@ -70,14 +70,16 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     closeLog = file.close;
     registry = new SessionRegistry(config.sessionsDir);
     await registry.enter(inv.user);
+    marks.configMs = now() - t0;
 
     stage = 'lease';
     progress('Requesting a sandbox...');
     const key = createSessionKey(`${inv.user}@vzsb-gateway`);
-    // Loading ssh2 takes a while: do it while the balancer works.
-    const ssh2Loaded = import('ssh2');
+    // Loading ssh2 takes a while: do it once the request is out, while the balancer works.
+    let sent: () => void = () => {};
+    const ssh2Loaded = new Promise<void>((r) => (sent = r)).then(() => import('ssh2'));
     ssh2Loaded.catch(() => {});
-    const clientOptions = balancerOptions(config, log);
+    const clientOptions = { ...balancerOptions(config, log), onSent: () => sent() };
     leaseState = 'pending';
     lease = await step(
       requestLease(clientOptions, inv.user, key.publicKey, config.leaseTimeoutMs).catch((err: unknown) => {
@@ -87,6 +89,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     );
     leaseState = 'granted';
     marks.leaseMs = now() - t0;
+    sent();
 
     stage = 'ready';
     progress(`Connecting to ${lease.container}...`);
@@ -108,7 +111,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
 
     stage = 'relay';
     const running = await step(relay(client, inv.request, { ...deps.io, term: inv.term }));
-    log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, ...rounded(marks) });
+    log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, hypervisorMs: target.ms, ...rounded(marks) });
     void running.firstByte.then(() => log.debug('login.first-byte', { ms: Math.round(now() - t0) }));
     status = await running.done;
     if (endedBy) status = SIGNAL_STATUS[endedBy] ?? 255;

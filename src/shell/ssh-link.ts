@@ -141,12 +141,18 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
   io.stdin.resume();
   channel.pipe(io.stdout, { end: false });
   channel.stderr.pipe(io.stderr, { end: false });
+  // The student's side went away (EPIPE): end the remote side too, then the session ends normally.
+  const onOutputError = () => channel.close();
+  io.stdout.on('error', onOutputError);
+  io.stderr.on('error', onOutputError);
 
   const done = new Promise<number>((resolve) => {
     channel.once('close', () => {
       io.stdin.off('data', forward);
       io.stdin.off('end', onEnd);
       io.stdin.pause();
+      io.stdout.off('error', onOutputError);
+      io.stderr.off('error', onOutputError);
       if (tty) {
         io.stdout.off('resize', onResize);
         io.stdin.setRawMode(false);

@@ -71,23 +71,12 @@ function fingerprintOf(key: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(key).digest('base64').replace(/=+$/, '');
 }
 
-function sshRun(l: LeaseBody, privateKey: string, command: string): Promise<string> {
+/** Log in as root with the lease's key, accepting only the host key the lease reported. */
+function connect(l: LeaseBody, privateKey: string): Promise<InstanceType<typeof Client>> {
   return new Promise((resolve, reject) => {
     const client = new Client();
-    let seen = '';
     client.once('error', reject);
-    client.once('ready', () => {
-      client.exec(command, (err, stream) => {
-        if (err) return reject(err);
-        let out = '';
-        stream.on('data', (d: Buffer) => (out += d.toString()));
-        stream.stderr.on('data', () => {});
-        stream.on('close', () => {
-          client.end();
-          resolve(out);
-        });
-      });
-    });
+    client.once('ready', () => resolve(client));
     client.connect({
       host: l.address,
       port: l.sshPort,
@@ -95,12 +84,34 @@ function sshRun(l: LeaseBody, privateKey: string, command: string): Promise<stri
       privateKey,
       readyTimeout: 15_000,
       hostVerifier: (key: Buffer) => {
-        seen = fingerprintOf(key);
+        const seen = fingerprintOf(key);
         if (seen !== l.hostKeyFingerprint) reject(new Error(`host key ${seen} is not the reported ${l.hostKeyFingerprint}`));
         return seen === l.hostKeyFingerprint;
       },
     });
   });
+}
+
+async function sshRun(l: LeaseBody, privateKey: string, command: string): Promise<string> {
+  const client = await connect(l, privateKey);
+  return new Promise((resolve, reject) => {
+    client.exec(command, (err, stream) => {
+      if (err) return reject(err);
+      let out = '';
+      stream.on('data', (d: Buffer) => (out += d.toString()));
+      stream.stderr.on('data', () => {});
+      stream.on('close', () => {
+        client.end();
+        resolve(out);
+      });
+    });
+  });
+}
+
+/** An interactive shell session left open (what the idle rule must see). */
+async function openSession(l: LeaseBody, privateKey: string): Promise<InstanceType<typeof Client>> {
+  const client = await connect(l, privateKey);
+  return new Promise((resolve, reject) => client.shell((err) => (err ? reject(err) : resolve(client))));
 }
 
 async function inContainer(id: string, ...argv: string[]): Promise<number> {
@@ -311,20 +322,3 @@ test.serial('graceful restart keeps every lease; a lease is kept while its ssh s
   t.like(event, { container: l.container, reason: 'idle' });
 });
 
-function openSession(l: LeaseBody, privateKey: string): Promise<InstanceType<typeof Client>> {
-  return new Promise((resolve, reject) => {
-    const client = new Client();
-    client.once('error', reject);
-    client.once('ready', () => {
-      client.shell((err) => (err ? reject(err) : resolve(client)));
-    });
-    client.connect({
-      host: l.address,
-      port: l.sshPort,
-      username: 'root',
-      privateKey,
-      readyTimeout: 15_000,
-      hostVerifier: (key: Buffer) => fingerprintOf(key) === l.hostKeyFingerprint,
-    });
-  });
-}

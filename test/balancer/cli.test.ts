@@ -9,6 +9,7 @@ import { resolveAdminTarget } from '../../src/admin/config.js';
 import { poolsReset, poolsStatus } from '../../src/cli/commands/pools.js';
 import { listSessions } from '../../src/cli/commands/sessions.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
+import type { MemoryDriver } from '../../src/daemons/drivers/memory.js';
 import { BALANCER_TOKENS, httpCall, startCluster, startTestHypervisor } from '../helpers/daemons.js';
 import { runCli } from '../hypervisor/daemon-process.js';
 
@@ -202,8 +203,16 @@ test('the command bodies in-process: status, reset of one user, sessions', async
   out = '';
   t.is(await listSessions(client, false, write), 0);
   t.regex(out, /\nbob\s+clie\s+clie-\d{4}\s/);
+  // bob is logged in: not without --force.
+  (c.hypervisor('clie').driver as MemoryDriver).setSessions(lease.body.container, 1);
   out = '';
-  t.is(await poolsReset(client, { user: 'bob' }, { force: false, wait: true }, false, write), 0);
+  t.is(await poolsReset(client, { user: 'bob' }, { force: false, wait: true }, false, write), 2);
+  t.regex(out, /\nclie\s+failed\s+E_IN_USE: clie: container clie-\d{4} is in use by bob .*pass force/);
+  const raw = await httpCall(c.balancer.url, 'POST', '/v1/users/bob/reset', { token: c.tokens.admin, body: {} });
+  t.is(raw.status, 409);
+  t.is(raw.body.error.code, 'E_IN_USE');
+  out = '';
+  t.is(await poolsReset(client, { user: 'bob' }, { force: true, wait: true }, false, write), 0);
   t.regex(out, /\nclid\s+no-lease\s+no lease for this user here\n/);
   t.regex(out, /\nclie\s+done\s+reset 1\n/);
   out = '';

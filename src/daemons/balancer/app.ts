@@ -80,7 +80,7 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
   });
 
   const answer = (ctx: Koa.Context, report: FanoutReport) => {
-    ctx.status = report.ok ? 200 : report.error?.code === 'E_NO_LEASE' ? 404 : 502;
+    ctx.status = report.ok ? 200 : report.error?.code === 'E_NO_LEASE' ? 404 : report.error?.code === 'E_IN_USE' ? 409 : 502;
     ctx.body = report;
   };
 

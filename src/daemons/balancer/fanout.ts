@@ -138,6 +138,7 @@ export class Fanout {
     const failed = results.filter((r) => r.status === 'failed');
     const report: FanoutReport = { ok: found, results };
     if (!found && failed.length === 0) report.error = { code: 'E_NO_LEASE', message: `user ${user} holds no lease on any hypervisor` };
+    else if (!found && failed.some((f) => f.error?.code === 'E_IN_USE')) report.error = { code: 'E_IN_USE', message: `${failed.find((f) => f.error?.code === 'E_IN_USE')!.error!.message}` };
     else if (!found) report.error = { code: 'E_PARTIAL', message: `no hypervisor reset a container of ${user}; ${failed.map((f) => f.error!.message).join('; ')}` };
     this.logReset(`user:${user}`, options, report);
     return report;

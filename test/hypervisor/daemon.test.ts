@@ -68,7 +68,7 @@ test('the daemon process: serves, holds the state lock, reclaim --once asks it, 
   const listening = await daemon.waitForLog('daemon.listening');
   const url = `http://127.0.0.1:${listening.port}`;
   const lockText = await readFile(join(dir, 'state', 'hypervisor.lock'), 'utf8');
-  t.is(Number(lockText.split(' ')[0]), daemon.child.pid);
+  t.is(Number(lockText.split(' ')[0]), daemon.child.pid!);
 
   const health = await eventually(
     async () => (await (await fetch(`${url}/healthz`)).json()) as { capacity: { clean: number } },

@@ -272,7 +272,7 @@ test.serial('SIGKILL in the middle of a burst: after a restart no lease is lost,
   t.deepEqual(again.map((r) => r.status), newUsers.map(() => 200));
   const containers = again.map((r) => (r.body as LeaseBody).container);
   for (const [i, user] of newUsers.entries()) {
-    if (granted.has(user)) t.is(containers[i], granted.get(user));
+    if (granted.has(user)) t.is(containers[i], granted.get(user)!);
   }
   const everyone = (await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string; container: string }[];
   t.is(new Set(everyone.map((l) => l.container)).size, everyone.length);

@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Context, Middleware } from 'koa';
+import type Router from '@koa/router';
+import Koa, { type Context, type Middleware } from 'koa';
 import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { InputError, parseInput } from '../../common/validate.js';
+import { httpMetricsMiddleware, type DaemonMetrics } from './metrics.js';
 
 /**
  * What every daemon API shares: error bodies `{error: {code, message}}`, one table from error
@@ -107,4 +109,25 @@ function tooLarge(limit: number): VzsbError {
 export function param<S extends z.ZodType>(ctx: Context & { params?: Record<string, string> }, name: string, schema: S): z.infer<S> {
   const parsed = parseInput(z.object({ [name]: schema }), { [name]: ctx.params?.[name] }, 'URL path') as Record<string, unknown>;
   return parsed[name] as z.infer<S>;
+}
+
+/**
+ * A daemon's Koa app around its router: request metrics outermost (they see the final
+ * status), then the error bodies, then the routes; 405/501 for known paths with other methods.
+ */
+export function createDaemonApp(options: {
+  router: Router;
+  logger: Logger;
+  metrics: DaemonMetrics;
+  statusByCode?: Record<string, number>;
+}): Koa {
+  const app = new Koa();
+  app.proxy = false;
+  app.silent = true;
+  app.on('error', (err) => options.logger.error('http.unhandled', { error: err }));
+  app.use(httpMetricsMiddleware(options.metrics));
+  app.use(errorMiddleware({ logger: options.logger, statusByCode: options.statusByCode }));
+  app.use(options.router.routes());
+  app.use(options.router.allowedMethods({ throw: true }));
+  return app;
 }

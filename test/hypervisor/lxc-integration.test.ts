@@ -322,3 +322,18 @@ test.serial('graceful restart keeps every lease; a lease is kept while its ssh s
   t.like(event, { container: l.container, reason: 'idle' });
 });
 
+
+test.serial('with the daemon down, reclaim --once takes the lock and works on the real containers directly', async (t) => {
+  const leases = ((await api('GET', '/v1/leases', ADMIN)).body.leases as { user: string }[]).length;
+  daemon!.child.kill('SIGTERM');
+  t.is(await daemon!.exited, 0);
+  const pass = runCli(['hypervisor', 'reclaim', '--once', '--config', configPath]);
+  t.is(await pass.exited, 0, JSON.stringify(pass.logs.slice(-3)));
+  const report = JSON.parse(pass.stdout.join('')) as { via: string; kept: number; reclaimed: unknown[] };
+  t.is(report.via, 'direct');
+  t.is(report.kept + report.reclaimed.length, leases);
+  const state = JSON.parse(await readFile(join(work!, 'state', 'state.json'), 'utf8')) as { containers: { id: string; state: string }[] };
+  const live = (await driver!.list()).map((c) => c.id).sort();
+  t.deepEqual(state.containers.map((c) => c.id).sort(), live, 'the pass left no orphan and no phantom record');
+  t.false(state.containers.some((c) => c.state === 'building' || c.state === 'dirty'), 'it waited for its resets');
+});

@@ -19,6 +19,7 @@ export interface ErrorBody {
 const COMMON_STATUS: Record<string, number> = {
   E_INVALID: 400,
   E_BAD_JSON: 400,
+  E_ABORTED: 400,
   E_UNAUTHORIZED: 401,
   E_FORBIDDEN: 403,
   E_NOT_FOUND: 404,
@@ -83,10 +84,16 @@ export async function readJson<S extends z.ZodType>(ctx: Context, schema: S, lim
   if (declared > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge(limit);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    if (err instanceof VzsbError) throw err;
+    // The client went away while sending: its problem, not the daemon's.
+    throw new VzsbError('E_ABORTED', `the request body was cut off: ${(err as Error).message}`);
   }
   const text = Buffer.concat(chunks).toString('utf8');
   let value: unknown = {};

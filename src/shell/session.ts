@@ -69,7 +69,8 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     log = file.logger.child({ user: inv.user });
     closeLog = file.close;
     registry = new SessionRegistry(config.sessionsDir);
-    await registry.enter(inv.user);
+    // Without its marker this session still works; only another session's logout may then release its lease.
+    await registry.enter(inv.user).catch((err: unknown) => log.warn('session.marker-failed', { error: err, dir: config?.sessionsDir }));
     marks.configMs = now() - t0;
 
     stage = 'lease';

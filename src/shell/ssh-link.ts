@@ -91,6 +91,7 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
   const size = (): { rows: number; cols: number } => (io.stdout.isTTY ? { rows: io.stdout.rows || 24, cols: io.stdout.columns || 80 } : { rows: 24, cols: 80 });
   const pty = tty ? { term: io.term, ...size(), width: 0, height: 0 } : undefined;
   let exitStatus: number | undefined;
+  let closed: Promise<void> = Promise.resolve();
   const channel = await new Promise<ClientChannel>((resolve, reject) => {
     // ssh2 may emit a fast command's exit status in the same tick as this callback: listen at once.
     const cb = (err: Error | undefined, stream: ClientChannel) => {
@@ -99,6 +100,7 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
         if (typeof code === 'number') exitStatus = code;
         else if (signal) exitStatus = 128 + (SIGNALS[signal.replace(/^SIG/, '')] ?? 0);
       });
+      closed = new Promise((r) => stream.once('close', () => r()));
       resolve(stream);
     };
     switch (request.kind) {
@@ -107,14 +109,13 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
         break;
       case 'exec':
       case 'scp':
-        client.exec(request.kind === 'exec' ? request.command : request.command, pty ? { pty } : {}, cb);
+        client.exec(request.command, pty ? { pty } : {}, cb);
         break;
       case 'sftp':
         client.subsys('sftp', cb);
         break;
     }
   });
-
 
   let markFirst: () => void = () => {};
   const firstByte = new Promise<void>((r) => (markFirst = r));
@@ -146,20 +147,18 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
   io.stdout.on('error', onOutputError);
   io.stderr.on('error', onOutputError);
 
-  const done = new Promise<number>((resolve) => {
-    channel.once('close', () => {
-      io.stdin.off('data', forward);
-      io.stdin.off('end', onEnd);
-      io.stdin.pause();
-      io.stdout.off('error', onOutputError);
-      io.stderr.off('error', onOutputError);
-      if (tty) {
-        io.stdout.off('resize', onResize);
-        io.stdin.setRawMode(false);
-      }
-      markFirst();
-      resolve(exitStatus ?? 255);
-    });
+  const done = closed.then(() => {
+    io.stdin.off('data', forward);
+    io.stdin.off('end', onEnd);
+    io.stdin.pause();
+    io.stdout.off('error', onOutputError);
+    io.stderr.off('error', onOutputError);
+    if (tty) {
+      io.stdout.off('resize', onResize);
+      io.stdin.setRawMode(false);
+    }
+    markFirst();
+    return exitStatus ?? 255;
   });
   return { done, firstByte };
 }

@@ -155,7 +155,7 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
     await setupGateway(setup);
 
     // Students (and one outsider) with the wrapper as login shell; "*" is a password that matches nothing but is not "locked".
-    const students = Array.from({ length: options.students }, (_, i) => `vzst${index}${String.fromCharCode(97 + i)}`);
+    const students = Array.from({ length: options.students }, (_, i) => `vzst${index}u${i}`);
     const outsider = `vzso${index}`;
     for (const user of [...students, outsider]) {
       await run('userdel', ['-r', user]);

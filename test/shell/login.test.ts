@@ -13,7 +13,7 @@ import { createTerminals, type Terminals } from './terminal.js';
  * The gateway login shell end to end: a student's `ssh` to a real sshd on loopback whose
  * login shell is the vzsb-shell wrapper, sudo to the service user, a lease from a real
  * hypervisor daemon (LXC driver), the container's sshd on a private bridge. Unique to this
- * file: bridge vzsbt41 / 10.231.41.0/24, containers "vzg41-N", users vzst41*, vzso41, vzsbgw41.
+ * file: bridge vzsbt41 / 10.231.41.0/24, containers "vzg41-N", users vzst41u*, vzso41, vzsbgw41.
  */
 const INDEX = 41;
 let gw: GatewayFixture;

@@ -232,3 +232,23 @@ test('the student sees one line with a code; unknown errors are E_INTERNAL', (t)
   t.is(studentLine(new VzsbError('E_NO_CAPACITY', 'internal words')), 'vzsb: All sandboxes are in use right now. Try again in a minute. [E_NO_CAPACITY]\n');
   t.is(studentLine(new Error('stack trace material')), 'vzsb: Something went wrong on the gateway. Try again; tell your instructor if it lasts. [E_INTERNAL]\n');
 });
+
+test('the session entry: usage, no sudo identity, unreadable config; one line for the student, exit 255', async (t) => {
+  const main = new URL('../../src/shell/main.ts', import.meta.url).pathname;
+  const session = (args: string[], env: Record<string, string>) => run(process.execPath, ['--import', 'tsx', main, ...args], { env: { PATH: process.env.PATH!, ...env } });
+  const usage = await session(['--config', '/x'], {});
+  t.is(usage.exitCode, 2);
+  t.regex(usage.stderr, /usage: main\.js --session/);
+  const anonymous = await session(['--session', '--config', '/nonexistent/gateway.yaml'], {});
+  t.is(anonymous.exitCode, 255);
+  t.is(anonymous.stderr, 'vzsb: This account cannot have a sandbox. [E_IDENTITY]\n');
+  const noConfig = await session(['--session', '--config', '/nonexistent/gateway.yaml'], { SUDO_USER: 'alice' });
+  t.is(noConfig.exitCode, 255);
+  t.is(noConfig.stderr, 'vzsb: The gateway is misconfigured. Tell your instructor. [E_CONFIG]\n');
+  // `vzsb shell --session` is the same session behind the CLI.
+  const cliMain = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+  const code = `import { main } from ${JSON.stringify(cliMain)}; main(process.argv.slice(1)).then((c) => { process.exitCode = c; });`;
+  const cli = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, 'shell', '--session', '--config', '/nonexistent/gateway.yaml'], { env: { PATH: process.env.PATH!, SUDO_USER: 'alice' } });
+  t.is(cli.exitCode, 255);
+  t.regex(cli.stderr, /\[E_CONFIG\]\n$/);
+});

@@ -25,6 +25,8 @@ export function createTemplating(options: TemplatingOptions = {}) {
   hb.registerHelper('and', (...args: unknown[]) => args.slice(0, -1).every(Boolean));
   hb.registerHelper('or', (...args: unknown[]) => args.slice(0, -1).some(Boolean));
   hb.registerHelper('not', (a: unknown) => !a);
+  // Terraform's cidrhost: {{cidrhost "10.1.0.0/24" 1}} -> 10.1.0.1
+  hb.registerHelper('cidrhost', (cidr: unknown, n: unknown) => cidrHost(String(cidr), Number(n)));
   hb.registerHelper('lines', (list: unknown) => (Array.isArray(list) ? list.join('\n') : String(list ?? '')));
   const cache = new Map<string, HandlebarsTemplateDelegate>();
 
@@ -101,4 +103,16 @@ export function lookup(vars: Record<string, unknown>, path: string): unknown {
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
+}
+
+export function cidrHost(cidr: string, n: number): string {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
+  if (!m) throw new Error(`cidrhost: expected an IPv4 network like 10.1.0.0/24, got "${cidr}"`);
+  const len = Number(m[5]);
+  const size = 2 ** (32 - len);
+  if (!Number.isInteger(n) || n < 0 || n >= size) throw new Error(`cidrhost: host number ${n} is outside ${cidr}`);
+  const base = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+  const mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  const ip = ((base & mask) + n) >>> 0;
+  return [ip >>> 24, (ip >>> 16) & 255, (ip >>> 8) & 255, ip & 255].join('.');
 }

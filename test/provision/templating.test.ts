@@ -26,3 +26,9 @@ test('a lone expression keeps the type; nested values are rendered', (t) => {
   t.deepEqual(renderValue(tpl, { name: '{{ pkgs }}', port: '{{port}}', s: 'p={{port}}', ref: '{{ref}}' }, vars, 't'), { name: ['a', 'b'], port: 22, s: 'p=22', ref: 'x-y' });
   t.throws(() => renderValue(tpl, '{{ nope }}', vars, 'task'), { message: 'task: variable "nope" is not defined' });
 });
+
+test('cidrhost', (t) => {
+  const tpl = createTemplating();
+  t.is(tpl.render('{{cidrhost net 1}} {{cidrhost net 250}}', { net: '10.100.3.0/24' }, 'x'), '10.100.3.1 10.100.3.250');
+  t.throws(() => tpl.render('{{cidrhost net 300}}', { net: '10.100.3.0/24' }, 'x'), { message: /outside 10\.100\.3\.0\/24/ });
+});

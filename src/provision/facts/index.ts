@@ -5,10 +5,11 @@ import { nftablesFact } from './nftables.js';
 import { osFact } from './os.js';
 import { packageCacheAgeFact, packageCandidatesFact, packagesFact } from './packages.js';
 import { serviceFact } from './service.js';
+import { succeedsFact } from './succeeds.js';
 import { sysctlFact } from './sysctl.js';
 import { groupFact, userFact } from './users.js';
 
 /** Every fact module by name. */
 export const factModules: ReadonlyMap<string, FactModule> = new Map<string, FactModule>(
-  [osFact, fileFact, contentFact, existsFact, packagesFact, packageCandidatesFact, packageCacheAgeFact, userFact, groupFact, serviceFact, sysctlFact, nftablesFact].map((f) => [f.name, f as FactModule]),
+  [osFact, fileFact, contentFact, existsFact, packagesFact, packageCandidatesFact, packageCacheAgeFact, userFact, groupFact, serviceFact, sysctlFact, nftablesFact, succeedsFact].map((f) => [f.name, f as FactModule]),
 );

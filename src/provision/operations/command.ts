@@ -17,6 +17,10 @@ const args = z
     creates: z.string().optional(),
     /** Skip unless this path exists. */
     removes: z.string().optional(),
+    /** Skip when this shell check succeeds ("already so"), e.g. `ip route show 10.1.0.0/24 | grep -q via`. */
+    unless: z.string().min(1).optional(),
+    /** Skip unless this shell check succeeds. */
+    onlyif: z.string().min(1).optional(),
     changed_when: changedWhen.optional(),
     /** Not secret in the playbook, but kept out of logs and reports. */
     no_log: z.boolean().default(false),
@@ -36,6 +40,8 @@ export const commandOperation: Operation<CommandArgs> = {
   facts: (a) => [
     ...(a.creates ? [{ fact: 'exists', arg: a.creates }] : []),
     ...(a.removes ? [{ fact: 'exists', arg: a.removes }] : []),
+    ...(a.unless ? [{ fact: 'succeeds', arg: a.unless }] : []),
+    ...(a.onlyif ? [{ fact: 'succeeds', arg: a.onlyif }] : []),
   ],
   plan(a, { facts }) {
     if (a.creates && facts.get<boolean>({ fact: 'exists', arg: a.creates })) {
@@ -43,6 +49,12 @@ export const commandOperation: Operation<CommandArgs> = {
     }
     if (a.removes && !facts.get<boolean>({ fact: 'exists', arg: a.removes })) {
       return { commands: [], reason: `${a.removes} does not exist` };
+    }
+    if (a.unless && facts.get<boolean>({ fact: 'succeeds', arg: a.unless })) {
+      return { commands: [], reason: `unless: ${a.unless.split('\n')[0]} succeeds` };
+    }
+    if (a.onlyif && !facts.get<boolean>({ fact: 'succeeds', arg: a.onlyif })) {
+      return { commands: [], reason: `onlyif: ${a.onlyif.split('\n')[0]} fails` };
     }
     const body = a.cmd ?? a.argv!.map(quote).join(' ');
     const script = a.chdir ? `cd ${quote(a.chdir)}\n${body}` : body;
@@ -59,6 +71,8 @@ export const commandOperation: Operation<CommandArgs> = {
       effects: [
         ...(a.creates ? ([[{ fact: 'exists', arg: a.creates }, true]] as Array<[{ fact: string; arg: string }, unknown]>) : []),
         ...(a.removes ? ([[{ fact: 'exists', arg: a.removes }, false]] as Array<[{ fact: string; arg: string }, unknown]>) : []),
+        // Once run, the command has made its `unless` check true (that is what it is for).
+        ...(a.unless ? ([[{ fact: 'succeeds', arg: a.unless }, true]] as Array<[{ fact: string; arg: string }, unknown]>) : []),
       ],
     };
   },

@@ -27,5 +27,8 @@ export const cases: OperationCase[] = [
   { name: 'command skipped when creates exists', op: 'command', args: { cmd: 'make install', creates: '/usr/bin/x' }, facts: { 'exists:/usr/bin/x': true }, commands: [], reason: '/usr/bin/x exists' },
   { name: 'command runs when creates is missing, in chdir', op: 'command', args: { cmd: 'make', chdir: '/src', creates: '/usr/bin/x' }, facts: { 'exists:/usr/bin/x': false }, commands: [{ kind: 'shell', script: 'cd /src\nmake' }], effects: { 'exists:/usr/bin/x': true } },
   { name: 'command skipped when removes is missing', op: 'command', args: { cmd: 'rm /x', removes: '/x' }, facts: { 'exists:/x': false }, commands: [] },
+  { name: 'command skipped when unless succeeds', op: 'command', args: { cmd: 'ip route add x', unless: 'ip route show x | grep -q via' }, facts: { 'succeeds:ip route show x | grep -q via': true }, commands: [], reason: 'unless: ip route show x' },
+  { name: 'command runs when unless fails', op: 'command', args: { cmd: 'ip route add x', unless: 'ip route show x | grep -q via' }, facts: { 'succeeds:ip route show x | grep -q via': false }, commands: [{ kind: 'shell', script: 'ip route add x' }], effects: { 'succeeds:ip route show x | grep -q via': true } },
+  { name: 'command skipped when onlyif fails', op: 'command', args: { cmd: 'systemctl reload x', onlyif: 'test -e /run/x.pid' }, facts: { 'succeeds:test -e /run/x.pid': false }, commands: [] },
   { name: 'argv is quoted', op: 'command', args: { argv: ['echo', "it's", 'a b'] }, commands: [{ kind: 'shell', script: "echo 'it'\\''s' 'a b'" }] },
 ];

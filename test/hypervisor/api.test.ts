@@ -1,5 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -7,6 +9,7 @@ import { createLogger } from '../../src/common/log.js';
 import { ManualClock } from '../../src/daemons/common/clock.js';
 import { serve, type Served } from '../../src/daemons/common/serve.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
+import { eventually } from '../../src/daemons/drivers/conformance.js';
 import { MemoryDriver } from '../../src/daemons/drivers/memory.js';
 import { createHypervisorApp } from '../../src/daemons/hypervisor/app.js';
 import { parseHypervisorConfig, type HypervisorConfig } from '../../src/daemons/hypervisor/config.js';
@@ -257,6 +260,18 @@ test('a 5xx carries a request id and no internals; the daemon stays up', async (
   t.true(api.logLines.some((l) => l.includes(crash.body.error.requestId) && l.includes('secret-path')));
   api.pool.containers = original;
   t.is((await api.call('GET', '/v1/containers')).status, 200);
+
+  // A client that hangs up in the middle of its body.
+  const { port } = new URL(api.url);
+  const socket = connect(Number(port), '127.0.0.1');
+  await once(socket, 'connect');
+  const head = `POST /v1/leases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKENS.lease}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"user":`;
+  await new Promise((r) => socket.write(head, r));
+  socket.destroy();
+  await once(socket, 'close');
+  const rejected = await eventually(async () => api.logLines.filter((l) => l.includes('E_ABORTED')).length, (n) => n > 0, 10_000);
+  t.is(rejected, 1, 'logged as a rejected request');
+  t.is((await api.call('GET', '/healthz', { token: null })).status, 200);
 });
 
 test('metrics: containers per state, lease latency, hits and misses, reclaims, resets, auth failures', async (t) => {

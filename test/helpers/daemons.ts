@@ -152,10 +152,11 @@ export async function startTestBalancer(
       listen: { host: '127.0.0.1', port: 0 },
       tokens: { lease: [BALANCER_TOKENS.lease], admin: [BALANCER_TOKENS.admin], metrics: [BALANCER_TOKENS.metrics] },
       hypervisors: hypervisors.map((h) => ({ name: h.name, url: h.url, token: h.token })),
-      // Generous: a loaded 2-core machine can take a second to answer on loopback.
-      health: { intervalMs: 300, timeoutMs: 3000 },
-      lease: { deadlineMs: 10_000, attemptTimeoutMs: 5000, lookupTimeoutMs: 3000 },
-      adminTimeoutMs: 5000,
+      // Generous: on a loaded 2-core machine (parallel test files, fsync of state files) an
+      // in-memory hypervisor has been seen taking over 3 s to answer on loopback.
+      health: { intervalMs: 300, timeoutMs: 5000 },
+      lease: { deadlineMs: 30_000, attemptTimeoutMs: 20_000, lookupTimeoutMs: 10_000 },
+      adminTimeoutMs: 15_000,
       ...overrides,
     },
     'balancer (test)',

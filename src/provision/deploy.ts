@@ -34,19 +34,36 @@ export function defaultPlaybook(): string {
 }
 
 export function connectorFor(ssh: SshOptions = {}) {
-  return (host: InventoryHost): Promise<Connection> =>
-    host.connection.kind === 'local'
-      ? Promise.resolve(connectLocal(host.name))
-      : connectSsh(
-          {
-            name: host.name,
-            host: host.connection.host,
-            port: host.connection.port,
-            user: host.connection.user,
-            privateKeyFile: host.connection.privateKeyFile,
-          },
-          ssh,
-        );
+  return (host: InventoryHost): Promise<Connection> => {
+    if (host.connection.kind === 'local') return Promise.resolve(connectLocal(host.name));
+    const extra = sshArgsOptions(host.vars.ansible_ssh_common_args, host.vars.ansible_ssh_extra_args);
+    return connectSsh(
+      { name: host.name, host: host.connection.host, port: host.connection.port, user: host.connection.user, privateKeyFile: host.connection.privateKeyFile },
+      {
+        ...ssh,
+        knownHostsFiles: [...(ssh.knownHostsFiles ?? []), ...extra.knownHostsFiles],
+        ...(extra.acceptNew ? { acceptNewHostKeys: true } : {}),
+      },
+    );
+  };
+}
+
+/**
+ * The OpenSSH options of ansible_ssh_common_args / ansible_ssh_extra_args that vzsb honours:
+ * `-o UserKnownHostsFile=FILE` and `-o StrictHostKeyChecking=accept-new`. Others are ignored.
+ */
+export function sshArgsOptions(...values: unknown[]): { knownHostsFiles: string[]; acceptNew: boolean } {
+  const out = { knownHostsFiles: [] as string[], acceptNew: false };
+  for (const value of values) {
+    if (typeof value !== 'string') continue;
+    for (const m of value.matchAll(/-o\s*([A-Za-z]+)[= ]\s*("[^"]*"|\S+)/g)) {
+      const key = m[1]!.toLowerCase();
+      const v = m[2]!.replace(/^"|"$/g, '');
+      if (key === 'userknownhostsfile') out.knownHostsFiles.push(...v.split(/\s+/).filter((f) => f !== '/dev/null'));
+      if (key === 'stricthostkeychecking' && v.toLowerCase() === 'accept-new') out.acceptNew = true;
+    }
+  }
+  return out;
 }
 
 /** `vzsb deploy`: load, validate, run. Throws only for bad input; host failures are in the result. */

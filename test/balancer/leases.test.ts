@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Socket } from 'node:net';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import { MemoryDriver } from '../../src/daemons/drivers/memory.js';
@@ -173,4 +174,37 @@ test('20 concurrent leases for 20 users across two hypervisors are 20 distinct c
     }
   }
   t.deepEqual(users.map((u) => held.get(u)), places);
+});
+
+test('a hypervisor answering garbage is failed over and reported, and the balancer keeps serving', async (t) => {
+  // Not a hypervisor: an HTTP server that answers /healthz like one and everything else wrongly.
+  const broken = createHttpServer((req, res) => {
+    if (req.url === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok', capacity: { clean: 9, leased: 0, building: 0, dirty: 0, broken: 0, max: 9, standby: 9 } }));
+    } else if (req.url === '/v1/containers') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ capacity: 'lots', containers: null }));
+    } else {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html>hello</html>');
+    }
+  });
+  await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => broken.close(() => r())));
+  const good = await startTestHypervisor(t, { name: 'hypm', standby: 1, max: 2 });
+  const junk = { name: 'junk', url: `http://127.0.0.1:${(broken.address() as { port: number }).port}`, token: 'balancer-to-junk-0123456789abcdef' };
+  const b = await startTestBalancer(t, [junk, good]);
+  const res = await httpCall(b.url, 'POST', '/v1/leases', { token: b.tokens.lease, body: { user: 'judy', publicKey: KEY } });
+  t.is(res.status, 200, res.text);
+  t.is(res.body.hypervisor, 'hypm');
+  const failover = await b.log.waitFor('lease.failover', (r) => r.hypervisor === 'junk');
+  t.like(failover, { stage: 'lookup', code: 'E_HYPERVISOR_BAD_RESPONSE' });
+  t.regex(String(failover.error), /capacity: expected object/);
+  const pools = await httpCall(b.url, 'GET', '/v1/pools', { token: b.tokens.admin });
+  t.like(pools.body.hypervisors[0], { name: 'junk', up: false, error: { code: 'E_HYPERVISOR_BAD_RESPONSE' } });
+  const reset = await httpCall(b.url, 'POST', '/v1/reset', { token: b.tokens.admin, body: {} });
+  t.is(reset.status, 502);
+  t.like(reset.body.results, [{ hypervisor: 'junk', status: 'failed', error: { code: 'E_HYPERVISOR_BAD_RESPONSE' } }, { hypervisor: 'hypm', status: 'done' }]);
+  t.is((await httpCall(b.url, 'GET', '/healthz')).status, 200);
 });

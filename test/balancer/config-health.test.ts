@@ -33,7 +33,7 @@ test('config errors name the bad field', async (t) => {
     t.true(err!.message.startsWith('balancer.yaml: '));
   }
   const ok = await parseBalancerConfig({ tokens: {}, hypervisors: [hyp({ url: 'http://10.0.0.11:8750/' })] });
-  t.like(ok, { listen: { host: '127.0.0.1', port: 8760 }, hypervisors: [{ name: 'hyp01', url: 'http://10.0.0.11:8750', token: TOKEN }], lease: { deadlineMs: 25_000 } });
+  t.like(ok, { listen: { host: '127.0.0.1', port: 8760 }, hypervisors: [{ name: 'hyp01', url: 'http://10.0.0.11:8750', token: TOKEN }], lease: { deadlineMs: 18_000, attemptTimeoutMs: 12_000, lookupTimeoutMs: 2000 } });
 
   const dir = await mkdtemp(join(tmpdir(), 'vzsb-balcfg-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

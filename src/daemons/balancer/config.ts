@@ -38,10 +38,13 @@ const healthSchema = z.strictObject({
 });
 
 const leaseSchema = z.strictObject({
-  /** Everything one lease request may take, all attempts on all candidates together. */
-  deadlineMs: z.number().int().min(100).max(120_000).default(25_000),
+  /**
+   * Everything one lease request may take, all attempts on all candidates together. Keep it
+   * below the gateways' per-request timeout (20 s by default) so they get this answer.
+   */
+  deadlineMs: z.number().int().min(100).max(120_000).default(18_000),
   /** Longest single attempt on one hypervisor (a hypervisor may build a container meanwhile). */
-  attemptTimeoutMs: z.number().int().min(50).max(120_000).default(15_000),
+  attemptTimeoutMs: z.number().int().min(50).max(120_000).default(12_000),
   /** Asking the hypervisors who holds a user's lease, and their capacity. */
   lookupTimeoutMs: z.number().int().min(50).max(30_000).default(2000),
 });
@@ -52,7 +55,7 @@ export const balancerConfigSchema = z
     tokens: tokensSchema,
     hypervisors: z.array(hypervisorEntrySchema).min(1, 'at least one hypervisor'),
     health: healthSchema.default({ intervalMs: 2000, timeoutMs: 1000 }),
-    lease: leaseSchema.default({ deadlineMs: 25_000, attemptTimeoutMs: 15_000, lookupTimeoutMs: 2000 }),
+    lease: leaseSchema.default({ deadlineMs: 18_000, attemptTimeoutMs: 12_000, lookupTimeoutMs: 2000 }),
     /** Status, sessions and reset calls to each hypervisor. */
     adminTimeoutMs: z.number().int().min(50).max(120_000).default(10_000),
     /** Largest accepted request body. */

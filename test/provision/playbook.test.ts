@@ -89,3 +89,22 @@ for (const [name, text, message] of bad) {
 test('a missing playbook names the file', async (t) => {
   await t.throwsAsync(loadPlaybook('/nonexistent/pb.yaml', { modules }), { message: /cannot read playbook .*pb\.yaml: ENOENT/ });
 });
+
+test('import_tasks inlines a task file; errors name that file and line', async (t) => {
+  const dir = write({
+    'pb.yaml': '- hosts: all\n  tasks:\n    - import_tasks: common.yaml\n    - command: "true"\n  handlers:\n    - name: restart service\n      command: "true"\n',
+    'common.yaml': '- name: from common\n  file: { path: /x, state: directory }\n  notify: restart service\n',
+    'broken.yaml': '- hosts: all\n  tasks:\n    - import_tasks: bad-tasks.yaml\n',
+    'bad-tasks.yaml': '- name: fine\n  command: "true"\n- nosuchmodule: {}\n',
+  });
+  const pb = await load(dir);
+  t.deepEqual(pb.plays[0]!.tasks.map((x) => x.name), ['from common', 'command true']);
+  t.is(pb.plays[0]!.tasks[0]!.file, 'common.yaml');
+  t.is(pb.plays[0]!.tasks[0]!.line, 1);
+  await t.throwsAsync(load(dir, 'broken.yaml'), { message: /^bad-tasks\.yaml:3: \[1\]\.nosuchmodule: unknown module/ });
+});
+
+test('notifying a handler the play does not have is an error', async (t) => {
+  const dir = write({ 'pb.yaml': '- hosts: all\n  tasks:\n    - command: "true"\n      notify: restrat\n  handlers:\n    - name: restart\n      command: "true"\n' });
+  await t.throwsAsync(load(dir), { message: /pb\.yaml:3: task "command true" notifies "restrat", which is not a handler of play .* \(handlers: restart\)/ });
+});

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
@@ -30,33 +31,40 @@ async function loadInto(path: string, options: LoadOptions, plays: Play[], stack
   } catch (err) {
     throw new VzsbError('E_PLAYBOOK', `cannot read playbook ${shown}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0]!;
-    const line = lines.linePos(e.pos[0]).line;
-    throw new VzsbError('E_PLAYBOOK', `${shown}:${line}: ${e.message.split('\n')[0]}`);
-  }
-  const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : 0);
-  const fail = (node: Node | null | undefined, path: string, msg: string): never => {
-    throw new VzsbError('E_PLAYBOOK', `${shown}:${lineOf(node)}: ${path}: ${msg}`);
-  };
-  const root = doc.contents;
-  if (!isSeq(root)) fail(root, '(root)', `expected a list of plays, got ${describe(doc.toJS())}`);
+  const { ctx, root, doc } = parseFile(path, text, options, 'plays');
   const seq = root as YAMLSeq;
   for (let i = 0; i < seq.items.length; i++) {
     const node = seq.items[i] as Node;
     const at = `[${i}]`;
-    if (!isMap(node)) fail(node, at, `expected a play (a mapping), got ${describe(doc.toJS().at?.(i))}`);
+    if (!isMap(node)) ctx.fail(node, at, `expected a play (a mapping), got ${describe(doc.toJS().at?.(i))}`);
     const map = node as YAMLMap;
     const raw = map.toJSON() as Record<string, unknown>;
     if ('import_playbook' in raw) {
-      if (typeof raw.import_playbook !== 'string') fail(node, `${at}.import_playbook`, 'expected a file name');
+      if (typeof raw.import_playbook !== 'string') ctx.fail(node, `${at}.import_playbook`, 'expected a file name');
       await loadInto(resolve(dirname(path), raw.import_playbook as string), options, plays, [...stack, path]);
       continue;
     }
-    plays.push(parsePlay(map, raw, at, { path, shown, lineOf, fail, options }));
+    plays.push(parsePlay(map, raw, at, ctx));
   }
+}
+
+/** Parse one YAML file whose top level must be a list (of plays, or of tasks for import_tasks). */
+function parseFile(path: string, text: string, options: LoadOptions, what: 'plays' | 'tasks') {
+  const shown = relative(options.cwd ?? process.cwd(), path) || path;
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    throw new VzsbError('E_PLAYBOOK', `${shown}:${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
+  }
+  const lineOf = (node: Node | null | undefined) => (node?.range ? lines.linePos(node.range[0]).line : 0);
+  const fail = (node: Node | null | undefined, at: string, msg: string): never => {
+    throw new VzsbError('E_PLAYBOOK', `${shown}:${lineOf(node)}: ${at}: ${msg}`);
+  };
+  const root = doc.contents;
+  if (!isSeq(root)) fail(root, '(root)', `expected a list of ${what}, got ${describe(doc.toJS())}`);
+  const ctx: Ctx = { path, shown, lineOf, fail, options };
+  return { ctx, root: root as YAMLSeq, doc };
 }
 
 interface Ctx {
@@ -90,9 +98,19 @@ function parsePlay(map: YAMLMap, raw: Record<string, unknown>, at: string, ctx: 
     const node = map.get(key, true) as Node | undefined;
     if (node === undefined || raw[key] === null) return [];
     if (!isSeq(node)) return fail(node, `${at}.${key}`, `expected a list of tasks, got ${describe(raw[key])}`);
-    return (node as YAMLSeq).items.map((item, j) => parseTask(item as Node, `${at}.${key}[${j}]`, ctx, handler));
+    return (node as YAMLSeq).items.flatMap((item, j) => expandTask(item as Node, `${at}.${key}[${j}]`, ctx, handler, []));
   };
   const name = typeof raw.name === 'string' ? raw.name : `play on ${hosts}`;
+  const tasks = [...taskList('pre_tasks', false), ...taskList('tasks', false), ...taskList('post_tasks', false)];
+  const handlers = taskList('handlers', true);
+  const handlerNames = new Set(handlers.map((h) => h.name));
+  for (const task of [...tasks, ...handlers]) {
+    for (const n of task.notify) {
+      if (!handlerNames.has(n)) {
+        throw new VzsbError('E_PLAYBOOK', `${task.file}:${task.line}: task "${task.name}" notifies "${n}", which is not a handler of play "${name}" (handlers: ${[...handlerNames].join(', ') || 'none'})`);
+      }
+    }
+  }
   return {
     name,
     hosts: hosts as string,
@@ -103,12 +121,33 @@ function parsePlay(map: YAMLMap, raw: Record<string, unknown>, at: string, ctx: 
     serial: serial as number | string | undefined,
     maxFailPercentage: mfp as number | undefined,
     tags: stringList(raw.tags, () => fail(map, `${at}.tags`, 'expected a tag or a list of tags')),
-    tasks: [...taskList('pre_tasks', false), ...taskList('tasks', false), ...taskList('post_tasks', false)],
-    handlers: taskList('handlers', true),
+    tasks,
+    handlers,
     dir: dirname(ctx.path),
     file: ctx.shown,
     line: ctx.lineOf(map),
   };
+}
+
+/** A task, or the tasks of an `import_tasks: file.yaml` entry (inlined where it stands). */
+function expandTask(node: Node, at: string, ctx: Ctx, handler: boolean, stack: string[]): Task[] {
+  if (isMap(node) && (node as YAMLMap).has('import_tasks')) {
+    const raw = (node as YAMLMap).toJSON() as Record<string, unknown>;
+    const extra = Object.keys(raw).filter((k) => k !== 'import_tasks');
+    if (extra.length) ctx.fail(node, at, `import_tasks takes no other keywords (got ${extra.join(', ')})`);
+    if (typeof raw.import_tasks !== 'string') ctx.fail(node, `${at}.import_tasks`, 'expected a file name');
+    const file = resolve(dirname(ctx.path), raw.import_tasks as string);
+    if (stack.includes(file)) ctx.fail(node, `${at}.import_tasks`, `import loop (${[...stack, file].join(' -> ')})`);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      return ctx.fail(node, `${at}.import_tasks`, `cannot read ${raw.import_tasks}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const inner = parseFile(file, text, ctx.options, 'tasks');
+    return inner.root.items.flatMap((item, j) => expandTask(item as Node, `[${j}]`, inner.ctx, handler, [...stack, file]));
+  }
+  return [parseTask(node, at, ctx, handler)];
 }
 
 function parseTask(node: Node, at: string, ctx: Ctx, handler: boolean): Task {

@@ -77,6 +77,13 @@ function summary(name: string, results: Login[]): string {
   ].join('\n');
 }
 
+/** Medians of the phases the session logs with each login, measured from the session's start. */
+function phases(name: string, log: Record<string, unknown>[]): string {
+  const logins = log.filter((l) => l.event === 'login');
+  const med = (k: string) => fmtMs(percentile(logins.map((l) => Number(l[k])), 50));
+  return `  ${name} phases (gateway log, medians of ${logins.length}, from the session's start): config read ${med('configMs')}, lease granted ${med('leaseMs')} (the hypervisor's own share ${med('hypervisorMs')}), sshd answered ${med('readyMs')}, ssh connected ${med('connectMs')}`;
+}
+
 /** Median wall time of a node command, and of the session's imports measured inside node. */
 async function startupCosts(): Promise<string[]> {
   const wall = async (args: string[]) => {
@@ -111,12 +118,12 @@ async function main(): Promise<void> {
       await waitForStandby(gw, Math.min(4, BURST));
     }
     lines.push(summary(`sequential (${SEQUENTIAL})`, sequential));
+    const before = (await gw.logLines()).length;
+    lines.push(phases('sequential', (await gw.logLines()).slice(0, before)));
     await waitForStandby(gw, BURST);
     const burst = await Promise.all(gw.students.slice(0, BURST).map((u) => login(gw, u, 60_000)));
     lines.push(summary(`burst (${BURST} at once)`, burst));
-    const phases = (await gw.logLines()).filter((l) => l.event === 'login');
-    const med = (k: string) => fmtMs(percentile(phases.map((l) => Number(l[k])), 50));
-    lines.push(`session phases (gateway log, medians over ${phases.length} logins, from the session's start): config read ${med('configMs')}, lease granted ${med('leaseMs')} (the hypervisor's own share ${med('hypervisorMs')}), sshd answered ${med('readyMs')}, ssh connected ${med('connectMs')}`);
+    lines.push(phases('burst', (await gw.logLines()).slice(before)));
     lines.push(...(await startupCosts()));
     process.stdout.write(lines.join('\n') + '\n');
   } finally {

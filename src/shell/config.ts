@@ -32,6 +32,8 @@ export interface GatewayConfig {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Live-session markers, so the lease is released only when a user's last session ends. */
   sessionsDir: string;
+  /** Sessions one user may have open at once on this gateway (each is a process of the service user). */
+  maxSessionsPerUser: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/vzsandbox/gateway.yaml';
@@ -46,9 +48,10 @@ const DEFAULTS = {
   logFile: '/var/log/vzsandbox/gateway.log',
   logLevel: 'info' as const,
   sessionsDir: '/run/vzsandbox/gateway',
+  maxSessionsPerUser: 8,
 };
 
-const KNOWN = new Set(['balancers', 'token', 'timeouts', 'log', 'sessionsDir']);
+const KNOWN = new Set(['balancers', 'token', 'timeouts', 'log', 'sessionsDir', 'maxSessionsPerUser']);
 const TIMEOUTS = { connectMs: 'connectTimeoutMs', requestMs: 'requestTimeoutMs', leaseMs: 'leaseTimeoutMs', releaseMs: 'releaseTimeoutMs', sshReadyMs: 'sshReadyTimeoutMs', sshConnectMs: 'sshConnectTimeoutMs' } as const;
 
 export async function loadGatewayConfig(path: string): Promise<GatewayConfig> {
@@ -115,6 +118,11 @@ export function parseGatewayConfig(value: unknown, source = 'gateway config'): G
   if (root.sessionsDir !== undefined) {
     if (typeof root.sessionsDir !== 'string' || !root.sessionsDir.startsWith('/')) throw new ValidationError('sessionsDir', 'an absolute path', root.sessionsDir, source);
     config.sessionsDir = root.sessionsDir;
+  }
+  if (root.maxSessionsPerUser !== undefined) {
+    const v = root.maxSessionsPerUser;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) throw new ValidationError('maxSessionsPerUser', 'a whole number from 1 to 1000', v, source);
+    config.maxSessionsPerUser = v;
   }
   return config;
 }

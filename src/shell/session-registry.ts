@@ -14,20 +14,26 @@ export class SessionRegistry {
     private readonly alive: (pid: number) => boolean = isAlive,
   ) {}
 
-  async enter(user: string): Promise<void> {
+  /** Add this session's marker; returns how many other live sessions the user has. */
+  async enter(user: string): Promise<number> {
     const userDir = join(this.dir, user);
     await mkdir(userDir, { recursive: true, mode: 0o700 });
     await writeFile(join(userDir, String(this.pid)), `${Date.now()}\n`, { mode: 0o600 });
+    return this.others(userDir);
   }
 
   /** Remove this session's marker; returns how many other live sessions the user still has. */
   async leave(user: string): Promise<number> {
     const userDir = join(this.dir, user);
     await unlink(join(userDir, String(this.pid))).catch(() => {});
+    return this.others(userDir);
+  }
+
+  private async others(userDir: string): Promise<number> {
     let others = 0;
     for (const name of await readdir(userDir).catch(() => [] as string[])) {
       const pid = Number(name);
-      if (!Number.isInteger(pid) || pid <= 0) continue;
+      if (!Number.isInteger(pid) || pid <= 0 || pid === this.pid) continue;
       if (this.alive(pid)) others++;
       else await unlink(join(userDir, name)).catch(() => {});
     }

@@ -70,7 +70,13 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     closeLog = file.close;
     registry = new SessionRegistry(config.sessionsDir);
     // Without its marker this session still works; only another session's logout may then release its lease.
-    await registry.enter(inv.user).catch((err: unknown) => log.warn('session.marker-failed', { error: err, dir: config?.sessionsDir }));
+    const open = await registry.enter(inv.user).catch((err: unknown) => {
+      log.warn('session.marker-failed', { error: err, dir: config?.sessionsDir });
+      return 0;
+    });
+    if (open >= config.maxSessionsPerUser) {
+      throw new VzsbError('E_TOO_MANY', `you have ${open} sessions open on this gateway`, { details: `${open} live sessions, at most ${config.maxSessionsPerUser}` });
+    }
     marks.configMs = now() - t0;
 
     stage = 'lease';

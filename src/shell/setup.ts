@@ -21,6 +21,7 @@ export interface GatewaySettings {
   logFile: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   sessionsDir: string;
+  maxSessionsPerUser?: number;
 }
 
 export interface GatewaySetupOptions {
@@ -76,6 +77,7 @@ export function gatewayTemplateVars(o: GatewaySetupOptions): Record<string, unkn
     ...o,
     ...o.gateway,
     timeouts: o.gateway.timeouts ?? {},
+    maxSessionsPerUser: o.gateway.maxSessionsPerUser ?? 8,
     keptVars: KEPT_VARS.join(' '),
     sessionCommandSh: o.sessionCommand.map(shQuote).join(' '),
     sessionCommandSudoers: o.sessionCommand.map((w) => w.replace(/([,:=\\])/g, '\\$1')).join(' '),

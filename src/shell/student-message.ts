@@ -14,6 +14,7 @@ const ADVICE: Record<string, string> = {
   E_SSH: 'The connection to your sandbox failed. Try again.',
   E_CONFIG: 'The gateway is misconfigured. Tell your instructor.',
   E_IDENTITY: 'This account cannot have a sandbox.',
+  E_TOO_MANY: 'You have too many sessions open. Close one and try again.',
   E_USAGE: 'That request is not supported here.',
   E_INTERNAL: 'Something went wrong on the gateway. Try again; tell your instructor if it lasts.',
 };

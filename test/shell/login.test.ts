@@ -302,6 +302,22 @@ test.serial('SIGTERM and a hang-up end the session cleanly: status 128+n, logout
   t.deepEqual(await readdir(join(gw.setup.gateway.sessionsDir, carol)), [], 'no session marker left');
 });
 
+test.serial('more sessions than allowed per user are refused with E_TOO_MANY', async (t) => {
+  await gw.writeConfig({ maxSessionsPerUser: 1 });
+  t.teardown(() => gw.restoreConfig());
+  const carol = gw.students[2]!;
+  await terms.open('c4', ['ssh', '-tt', ...gw.sshArgs(carol)], { cols: 80, rows: 24 });
+  await terms.waitFor('c4', PROMPT, 60_000);
+  const second = await ssh(carol, 'echo should-not-run');
+  t.is(second.code, 255);
+  t.regex(second.stderr, /too many sessions.*\[E_TOO_MANY\]/);
+  await terms.type('c4', 'echo "STILL=$(id -u)"');
+  t.is((await terms.waitFor('c4', /STILL=(\d+)/))[1], '0', 'the refused login did not release the open session\'s lease');
+  t.true((await leases()).some((l) => l.user === carol));
+  await terms.type('c4', 'exit');
+  t.is(await terms.exitStatus('c4'), 0);
+});
+
 /** Poll `probe` until it returns a value (bounded). */
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;

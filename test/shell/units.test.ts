@@ -185,8 +185,8 @@ test('session registry: the last session of a user is known; markers of dead pro
   const alive = new Set([101, 102]);
   const one = new SessionRegistry(dir, 101, (p) => alive.has(p));
   const two = new SessionRegistry(dir, 102, (p) => alive.has(p));
-  await one.enter('alice');
-  await two.enter('alice');
+  t.is(await one.enter('alice'), 0);
+  t.is(await two.enter('alice'), 1);
   await writeFile(join(dir, 'alice', '999'), 'stale\n');
   t.is(await one.leave('alice'), 1);
   t.deepEqual((await readdir(join(dir, 'alice'))).sort(), ['102']);
@@ -251,4 +251,16 @@ test('the session entry: usage, no sudo identity, unreadable config; one line fo
   const cli = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, 'shell', '--session', '--config', '/nonexistent/gateway.yaml'], { env: { PATH: process.env.PATH!, SUDO_USER: 'alice' } });
   t.is(cli.exitCode, 255);
   t.regex(cli.stderr, /\[E_CONFIG\]\n$/);
+});
+
+test('a lease whose host key and fingerprint disagree is refused before connecting', async (t) => {
+  const { openLink } = await import('../../src/shell/ssh-link.js');
+  const reported = generateEd25519();
+  const other = generateEd25519();
+  // Port 9 on loopback: nothing may be contacted at all.
+  const err = await t.throwsAsync<VzsbError>(
+    openLink({ address: '127.0.0.1', port: 9, hostKey: reported.publicKey, hostKeyFingerprint: other.fingerprint, privateKey: createSessionKey('x').privateKey, readyTimeoutMs: 1000 }),
+  );
+  t.is(err!.code, 'E_HOSTKEY');
+  t.regex(String(err!.details), new RegExp(`hostKey ${reported.fingerprint.replace(/[+/]/g, '\\$&')} vs hostKeyFingerprint`));
 });

@@ -1,4 +1,5 @@
-import { VzsbError, errorMessage } from '../common/errors.js';
+import { VzsbError } from '../common/errors.js';
+import { networkReason } from '../daemons/balancer/hypervisor-client.js';
 import type { AdminTarget } from './config.js';
 
 /**
@@ -65,9 +66,4 @@ export class AdminClient {
     const error = (res.body as { error?: { code?: string; message?: string } }).error;
     throw new VzsbError(error?.code ?? 'E_API', `${res.balancer}: ${error?.message ?? `HTTP ${res.status}`}`);
   }
-}
-
-function networkReason(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.message ?? errorMessage(err);
 }

@@ -183,23 +183,26 @@ export class HypervisorClient {
   }
 }
 
-/** "connect ECONNREFUSED 127.0.0.1:8750" rather than undici's "fetch failed". */
-function networkReason(err: unknown): string {
+/** The error and its causes, outermost first (undici wraps the socket error in "fetch failed"). */
+function* causes(err: unknown): Generator<{ code?: unknown; message?: unknown }> {
   let cur: unknown = err;
-  for (let depth = 0; depth < 4 && cur; depth++) {
-    const e = cur as { code?: unknown; message?: unknown; cause?: unknown };
+  for (let depth = 0; depth < 5 && cur !== null && typeof cur === 'object'; depth++) {
+    yield cur as { code?: unknown; message?: unknown };
+    cur = (cur as { cause?: unknown }).cause;
+  }
+}
+
+/** "connect ECONNREFUSED 127.0.0.1:8750" rather than undici's "fetch failed". */
+export function networkReason(err: unknown): string {
+  for (const e of causes(err)) {
     if (typeof e.code === 'string' && typeof e.message === 'string') return e.message;
-    cur = e.cause;
   }
   return err instanceof Error ? err.message : String(err);
 }
 
 function isStaleConnection(err: unknown): boolean {
-  let cur: unknown = err;
-  for (let depth = 0; depth < 4 && cur; depth++) {
-    const code = (cur as { code?: unknown }).code;
-    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return true;
-    cur = (cur as { cause?: unknown }).cause;
+  for (const e of causes(err)) {
+    if (e.code === 'ECONNRESET' || e.code === 'EPIPE' || e.code === 'UND_ERR_SOCKET') return true;
   }
   return false;
 }

@@ -120,13 +120,17 @@ export class LeaseRouter {
           throw err;
         }
       };
-      const cached = this.cache.get(user)?.hypervisor;
-      let released = cached && this.deps.health.isUp(cached) ? await tryOne(this.clients.get(cached)!) : undefined;
+      const all = [...this.clients.values()];
+      // As for leases: down ones are not asked, unless all are down.
+      const askable = all.some((c) => this.deps.health.isUp(c.name)) ? (c: HypervisorClient) => this.deps.health.isUp(c.name) : () => true;
+      const cached = all.find((c) => c.name === this.cache.get(user)?.hypervisor && askable(c));
+      let released = cached ? await tryOne(cached) : undefined;
       if (!released) {
-        const rest = [...this.clients.values()].filter((c) => c.name !== cached || !this.deps.health.isUp(cached));
-        const down = rest.filter((c) => !this.deps.health.isUp(c.name));
-        for (const c of down) unreachable.push(new HypervisorCallError(c.name, 'unreachable', 'E_HYPERVISOR_DOWN', `down (${this.deps.health.get(c.name)?.lastError ?? 'no answer'})`));
-        const answers = await Promise.all(rest.filter((c) => this.deps.health.isUp(c.name)).map(tryOne));
+        const rest = all.filter((c) => c !== cached);
+        for (const c of rest.filter((x) => !askable(x))) {
+          unreachable.push(new HypervisorCallError(c.name, 'unreachable', 'E_HYPERVISOR_DOWN', `down (${this.deps.health.get(c.name)?.lastError ?? 'no answer'})`));
+        }
+        const answers = await Promise.all(rest.filter(askable).map(tryOne));
         released = answers.find((a) => a !== undefined);
       }
       this.cache.delete(user);

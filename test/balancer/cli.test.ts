@@ -10,7 +10,7 @@ import { poolsReset, poolsStatus } from '../../src/cli/commands/pools.js';
 import { listSessions } from '../../src/cli/commands/sessions.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import type { MemoryDriver } from '../../src/daemons/drivers/memory.js';
-import { BALANCER_TOKENS, httpCall, startCluster, startTestHypervisor } from '../helpers/daemons.js';
+import { BALANCER_TOKENS, balancerConfigYaml, httpCall, startCluster, startTestHypervisor } from '../helpers/daemons.js';
 import { runCli } from '../hypervisor/daemon-process.js';
 
 const KEY = generateEd25519('gateway').publicKey;
@@ -46,19 +46,10 @@ test('the balancer daemon process, and vzsb pools status / reset / sessions agai
   const hyps = await Promise.all([startTestHypervisor(t, { name: 'clia', standby: 2, max: 4 }), startTestHypervisor(t, { name: 'clib', standby: 1, max: 2 })]);
   await writeFile(join(dir, 'clib.token'), `${hyps[1]!.token}\n`, { mode: 0o600 });
   const config = join(dir, 'balancer.yaml');
-  await writeFile(
-    config,
-    `listen: {host: 127.0.0.1, port: 0}
-tokens:
-  lease: [${BALANCER_TOKENS.lease}]
-  admin: [${BALANCER_TOKENS.admin}]
-hypervisors:
-  - {name: clia, url: "${hyps[0]!.url}/", token: ${hyps[0]!.token}}
-  - {name: clib, url: "${hyps[1]!.url}", tokenFile: ${join(dir, 'clib.token')}}
-health: {intervalMs: 300, timeoutMs: 3000}
-adminTimeoutMs: 5000
-`,
-  );
+  // clib's token comes from a file, as in production.
+  const configText = balancerConfigYaml(hyps).replace(`token: ${hyps[1]!.token}}`, `tokenFile: ${join(dir, 'clib.token')}}`);
+  t.true(configText.includes('tokenFile'));
+  await writeFile(config, configText);
   const check = runCli(['balancer', '--check', '--config', config]);
   t.is(await check.exited, 0);
   t.regex(check.stdout.join(''), /ok \(2 hypervisor\(s\): clia, clib\)/);

@@ -139,6 +139,23 @@ export interface TestBalancer {
   stop(): Promise<void>;
 }
 
+/**
+ * balancer.yaml text for a `vzsb balancer --config` child process: loopback, port 0 (read the
+ * port from its `daemon.listening` log line), BALANCER_TOKENS, and `extra` YAML lines appended.
+ */
+export function balancerConfigYaml(hypervisors: readonly Pick<TestHypervisor, 'name' | 'url' | 'token'>[], extra = ''): string {
+  return `listen: {host: 127.0.0.1, port: 0}
+tokens:
+  lease: [${BALANCER_TOKENS.lease}]
+  admin: [${BALANCER_TOKENS.admin}]
+  metrics: [${BALANCER_TOKENS.metrics}]
+hypervisors:
+${hypervisors.map((h) => `  - {name: ${h.name}, url: "${h.url}", token: ${h.token}}`).join('\n')}
+health: {intervalMs: 300, timeoutMs: 5000}
+adminTimeoutMs: 15000
+${extra}`;
+}
+
 export type BalancerOverrides = Partial<Pick<BalancerConfigInput, 'health' | 'lease' | 'adminTimeoutMs' | 'bodyLimitBytes'>>;
 
 export async function startTestBalancer(

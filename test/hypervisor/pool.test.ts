@@ -27,10 +27,15 @@ async function setup(
   opts: { driver?: MemoryDriver; dir?: string; clock?: ManualClock; start?: boolean } = {},
 ): Promise<Setup> {
   const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'vzsb-pool-')));
-  if (!opts.dir) t.teardown(() => rm(dir, { recursive: true, force: true }));
   const driver = opts.driver ?? new MemoryDriver();
   const clock = opts.clock ?? new ManualClock();
   const store = new LeaseStore(dir);
+  // Background work may outlive the test (or hang in a crashed driver): it must not write any more.
+  t.teardown(async () => {
+    store.close();
+    await store.flushed();
+    await rm(dir, { recursive: true, force: true });
+  });
   const config = poolConfigSchema.parse(pool);
   const p = new Pool({ driver, store, clock, logger: silentLogger, config, prefix: 'vzsb-' });
   if (opts.start !== false) {

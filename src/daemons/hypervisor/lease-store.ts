@@ -41,6 +41,7 @@ export class LeaseStore {
   private next: Promise<void> | undefined;
   /** Completed writes (tests and metrics). */
   writes = 0;
+  private closed = false;
 
   constructor(stateDir: string) {
     this.path = join(stateDir, 'state.json');
@@ -66,6 +67,7 @@ export class LeaseStore {
 
   /** Durably save what `snapshot` returns when the write starts; resolves once it is on disk. */
   save(snapshot: () => StoredState): Promise<void> {
+    if (this.closed) return Promise.reject(closedError(this.path));
     if (this.next) return this.next;
     const next = this.writing.then(
       () => this.startWrite(snapshot),
@@ -81,8 +83,14 @@ export class LeaseStore {
     await this.writing.catch(() => {});
   }
 
+  /** Refuse every later save (E_STATE_CLOSED); writes already started finish (see `flushed`). */
+  close(): void {
+    this.closed = true;
+  }
+
   private startWrite(snapshot: () => StoredState): Promise<void> {
     this.next = undefined;
+    if (this.closed) return Promise.reject(closedError(this.path));
     this.writing = this.writeAtomically(JSON.stringify(snapshot(), null, 1) + '\n');
     return this.writing;
   }
@@ -112,4 +120,8 @@ export class LeaseStore {
     }
     this.writes++;
   }
+}
+
+function closedError(path: string): VzsbError {
+  return new VzsbError('E_STATE_CLOSED', `${path}: the state store is closed`);
 }

@@ -25,6 +25,14 @@ export function createTemplating(options: TemplatingOptions = {}) {
   hb.registerHelper('and', (...args: unknown[]) => args.slice(0, -1).every(Boolean));
   hb.registerHelper('or', (...args: unknown[]) => args.slice(0, -1).some(Boolean));
   hb.registerHelper('not', (a: unknown) => !a);
+  hb.registerHelper('concat', (...args: unknown[]) => args.slice(0, -1).map(String).join(''));
+  // Addresses (ansible_host) of a group's hosts: {{join (hostaddrs "balancers") ", "}}
+  hb.registerHelper('hostaddrs', (group: unknown, options: Handlebars.HelperOptions) => {
+    const root = options.data.root as { groups?: Record<string, string[]>; hostvars?: Record<string, { ansible_host?: string }> };
+    const members = root.groups?.[String(group)];
+    if (!members) throw new Error(`hostaddrs: no group "${String(group)}" in the inventory`);
+    return members.map((h) => root.hostvars?.[h]?.ansible_host ?? h);
+  });
   // Terraform's cidrhost: {{cidrhost "10.1.0.0/24" 1}} -> 10.1.0.1
   hb.registerHelper('cidrhost', (cidr: unknown, n: unknown) => cidrHost(String(cidr), Number(n)));
   hb.registerHelper('lines', (list: unknown) => (Array.isArray(list) ? list.join('\n') : String(list ?? '')));

@@ -32,3 +32,10 @@ test('cidrhost', (t) => {
   t.is(tpl.render('{{cidrhost net 1}} {{cidrhost net 250}}', { net: '10.100.3.0/24' }, 'x'), '10.100.3.1 10.100.3.250');
   t.throws(() => tpl.render('{{cidrhost net 300}}', { net: '10.100.3.0/24' }, 'x'), { message: /outside 10\.100\.3\.0\/24/ });
 });
+
+test('concat and hostaddrs', (t) => {
+  const tpl = createTemplating({ secret: (n) => `S(${n})` });
+  const vars = { groups: { balancers: ['b1', 'b2'] }, hostvars: { b1: { ansible_host: '10.0.0.1' }, b2: { ansible_host: '10.0.0.2' } }, inventory_hostname: 'hyp1' };
+  t.is(tpl.render('{{join (hostaddrs "balancers") ", "}} {{secret (concat "lease-" inventory_hostname)}}', vars, 'x'), '10.0.0.1, 10.0.0.2 S(lease-hyp1)');
+  t.throws(() => tpl.render('{{hostaddrs "nope"}}', vars, 'x'), { message: /no group "nope"/ });
+});

@@ -4,7 +4,8 @@ import { dirname, join } from 'node:path';
 import { VzsbError, errorMessage } from '../common/errors.js';
 import { commandError, run, runChecked, type Runner } from '../common/exec.js';
 import { silentLogger, type Logger } from '../common/log.js';
-import { ensureRootfs } from '../common/rootfs.js';
+import { DEFAULT_CACHE_DIR, ensureRootfs } from '../common/rootfs.js';
+import { BASE_PACKAGES } from '../daemons/drivers/lxc-config.js';
 import { BASE_CONTAINER, createBase } from './base.js';
 import { addFirewall, removeFirewall } from './firewall.js';
 import { DEFAULT_LAB_ROOT, labLayout, subnetReservationDir, type LabLayout } from './layout.js';
@@ -88,6 +89,13 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
 
   try {
     const rootfsDir = await ensureRootfs({ packages: LAB_HOST_PACKAGES, cacheDir: env.rootfsCacheDir, runner, progress: env.progress });
+    // Hosts that run containers get this machine's debootstrap cache read-only, with the
+    // hypervisor's default base tree in it (lab hosts cannot reach a Debian mirror).
+    let rootfsCache: string | undefined;
+    if (opts.hosts.some((h) => h.nesting)) {
+      await ensureRootfs({ packages: BASE_PACKAGES, cacheDir: env.rootfsCacheDir, runner, progress: env.progress });
+      rootfsCache = env.rootfsCacheDir ?? DEFAULT_CACHE_DIR;
+    }
     const subnet = await reserveSubnet({ labName: opts.name, labDir: layout.dir, reservationDir: subnetReservationDir(root), runner });
     // The name is ours now (its dir was made exclusively): a bridge or table of that name is
     // left from a lab whose dir was removed by hand.
@@ -133,7 +141,7 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
     const etcHosts = renderEtcHosts(hosts);
     // lxc-copy takes the base's lock: clone one at a time (about 50 ms each)
     for (const [i, host] of hosts.entries()) {
-      await cloneHost(layout, host, i, third, subnet, etcHosts, join(layout.hostKeysDir, host.name), runner);
+      await cloneHost(layout, host, i, third, subnet, etcHosts, join(layout.hostKeysDir, host.name), runner, rootfsCache);
     }
     await Promise.all(hosts.map((h) => startHost(layout, h.name, runner)));
     await waitForHosts(layout, hosts, opts.readyTimeoutSec * 1000);
@@ -246,6 +254,7 @@ async function cloneHost(
   etcHosts: string,
   hostKeyFile: string,
   runner: Runner,
+  rootfsCache: string | undefined,
 ): Promise<void> {
   await runChecked('lxc-copy', ['-P', layout.lxcPath, '-n', BASE_CONTAINER, '-N', host.name, '-s', '-B', 'overlay'], {}, runner);
   const dir = join(layout.lxcPath, host.name);
@@ -267,6 +276,7 @@ async function cloneHost(
       hwaddr: hostHwaddr(third, index),
       consoleLog: join(dir, 'console.log'),
       lxcLog: join(dir, 'lxc.log'),
+      rootfsCache,
     }),
   );
   // Per-host files go straight into the clone's upper layer. The base's upper holds

@@ -23,6 +23,12 @@ export interface HostConfig {
   hwaddr: string;
   consoleLog: string;
   lxcLog: string;
+  /**
+   * This machine's debootstrap cache, bind-mounted read-only at the same path in hosts that
+   * run containers: it stands in for the Debian mirror that lab hosts cannot reach, so a
+   * hypervisor's base is built from the tree already made here (docs/lab.md).
+   */
+  rootfsCache?: string | undefined;
 }
 
 export function baseConfig(rootfsPath: string): string {
@@ -49,6 +55,7 @@ export function hostConfig(c: HostConfig): string {
   // Nested LXC: proc/sys for the inner LXC (nesting.conf) and every cgroup v1 controller
   // mounted writable below our own cgroup, whatever the init does with /sys/fs/cgroup.
   const nesting = c.nesting ? [`lxc.include = ${NESTING}`, 'lxc.mount.auto = cgroup:rw:force'] : [];
+  if (c.nesting && c.rootfsCache) nesting.push(`lxc.mount.entry = ${c.rootfsCache} ${c.rootfsCache.replace(/^\//, '')} none bind,ro,create=dir 0 0`);
   // no ttys: the console (logged to consoleLog) is enough
   const init =
     c.init === 'systemd'

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runChecked } from '../../src/common/exec.js';
@@ -16,6 +17,7 @@ import {
 } from '../../src/daemons/drivers/lxc-config.js';
 import { cgroupPathOf } from '../../src/daemons/drivers/lxc.js';
 import { fingerprint, generateHostKey } from '../../src/daemons/drivers/ssh-hostkey.js';
+import { waitForSsh } from '../../src/daemons/drivers/ssh-ready.js';
 import { isSshSessionCmdline } from '../../src/daemons/drivers/ssh-sessions.js';
 
 const valid = {
@@ -116,4 +118,45 @@ test('host keys: fresh per call, fingerprint equals ssh-keygen -lf', async (t) =
   const listed = await runChecked('ssh-keygen', ['-lf', '-'], { input: a.publicKey + '\n' });
   t.is(listed.stdout.split(' ')[1], fingerprint(a.publicKey));
   t.throws(() => fingerprint('ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ'), { message: /does not match its type/ });
+});
+
+test('waitForSsh: resolves on a banner that comes late, on a server that starts late', async (t) => {
+  const late = createServer((s) => setTimeout(() => s.end('SSH-2.0-test\r\n'), 300));
+  await new Promise<void>((r) => late.listen(0, '127.0.0.1', r));
+  t.teardown(() => late.close());
+  await waitForSsh({ host: '127.0.0.1', port: (late.address() as AddressInfo).port, timeoutMs: 5000, what: 'late banner' });
+  // A port nobody listens on yet: refused until the server starts.
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const waiting = waitForSsh({ host: '127.0.0.1', port, timeoutMs: 5000, what: 'late server' });
+  await new Promise((r) => setTimeout(r, 200));
+  const server = createServer((s) => s.end('SSH-2.0-test\r\n'));
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  t.teardown(() => server.close());
+  await waiting;
+  t.pass();
+});
+
+test('waitForSsh: a clear error on timeout, on a wrong greeting, and when told to give up', async (t) => {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const closed = (probe.address() as AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const started = Date.now();
+  await t.throwsAsync(waitForSsh({ host: '127.0.0.1', port: closed, timeoutMs: 400, what: 'container x' }), {
+    code: 'E_DRIVER_RUNTIME',
+    message: new RegExp(`^container x: sshd at 127\\.0\\.0\\.1:${closed} did not answer within 400 ms \\(ECONNREFUSED\\)$`),
+  } as never);
+  t.true(Date.now() - started < 2000);
+  const http = createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+  t.teardown(() => http.close());
+  await t.throwsAsync(waitForSsh({ host: '127.0.0.1', port: (http.address() as AddressInfo).port, timeoutMs: 300, what: 'y' }), {
+    message: /not an SSH banner: "HTTP/,
+  } as never);
+  await t.throwsAsync(waitForSsh({ host: '127.0.0.1', port: closed, timeoutMs: 10_000, what: 'z', giveUp: async () => 'the container stopped' }), {
+    message: /^z: sshd at .* will not answer: the container stopped$/,
+  } as never);
 });

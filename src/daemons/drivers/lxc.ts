@@ -315,7 +315,8 @@ export class LxcDriver implements ContainerDriver {
       host: address,
       timeoutMs: this.config.startTimeoutMs,
       what: `container ${id}`,
-      giveUp: async () => ((await this.state(id)) === 'RUNNING' ? undefined : `the container stopped (see ${join(dir, 'lxc.log')})`),
+      // Only a definite STOPPED ends the wait early; a slow or failed lxc-info on a busy host does not.
+      giveUp: async () => ((await this.state(id)) === 'STOPPED' ? `the container stopped (see ${join(dir, 'lxc.log')})` : undefined),
     });
     this.log.debug('container_started', { container: id, lxcStartMs: Math.round(t1 - t0), sshReadyMs: Math.round(performance.now() - t1) });
   }

@@ -262,7 +262,10 @@ export class OpenVzDriver implements ContainerDriver {
       host: containerAddress(this.config, id),
       timeoutMs: this.config.startTimeoutMs,
       what: `container ${id}`,
-      giveUp: async () => ((await this.list()).find((x) => x.id === id)?.running ? undefined : 'the container stopped'),
+      giveUp: async () => {
+        const listed = await this.list().catch(() => undefined); // a failed vzlist is no reason to stop waiting
+        return listed && listed.find((x) => x.id === id)?.running === false ? 'the container stopped' : undefined;
+      },
     });
   }
 

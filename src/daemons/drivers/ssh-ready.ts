@@ -22,12 +22,16 @@ export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
   const port = options.port ?? 22;
   const deadline = performance.now() + options.timeoutMs;
   let delay = 5;
+  // Grows after each connect that got no answer in time: on a starved host the event loop
+  // itself may run late, and a fixed short timeout could then never succeed.
+  let connectMs = CONNECT_TIMEOUT_MS;
   let lastError = 'no attempt';
   for (let attempt = 1; ; attempt++) {
     const left = deadline - performance.now();
-    const outcome = await probeBanner(options.host, port, Math.max(50, Math.min(2000, left)));
+    const outcome = await probeBanner(options.host, port, connectMs, Math.max(50, Math.min(2000, left)));
     if (outcome === true) return;
     lastError = outcome;
+    if (outcome.startsWith('no TCP answer')) connectMs = Math.min(1000, connectMs * 2);
     if (options.giveUp && attempt % 8 === 0) {
       const reason = await options.giveUp();
       if (reason) throw new VzsbError('E_DRIVER_RUNTIME', `${options.what}: sshd at ${options.host}:${port} will not answer: ${reason}`);
@@ -41,12 +45,12 @@ export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
 }
 
 /**
- * true when an SSH banner arrived, else a short reason. The connect is given little time:
+ * true when an SSH banner arrived, else a short reason. The connect is given little time at first:
  * on a local bridge a listening sshd answers a SYN in well under a millisecond, and a SYN
  * lost while the container's interface was still coming up would otherwise wait for the
  * kernel's 1 s retransmission. Once connected, the banner may take longer on a busy host.
  */
-function probeBanner(host: string, port: number, timeoutMs: number): Promise<true | string> {
+function probeBanner(host: string, port: number, connectTimeoutMs: number, timeoutMs: number): Promise<true | string> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     let received = '';
@@ -56,7 +60,7 @@ function probeBanner(host: string, port: number, timeoutMs: number): Promise<tru
       socket.destroy();
       resolve(result);
     };
-    const connectMs = Math.min(CONNECT_TIMEOUT_MS, timeoutMs);
+    const connectMs = Math.min(connectTimeoutMs, timeoutMs);
     timer = setTimeout(() => done(`no TCP answer within ${connectMs} ms`), connectMs);
     socket.once('connect', () => {
       clearTimeout(timer);

@@ -2,12 +2,13 @@ import { connect } from 'node:net';
 import { VzsbError } from '../../common/errors.js';
 
 const CONNECT_TIMEOUT_MS = 150;
+const GIVE_UP_CHECK_MS = 500;
 
 export interface WaitForSshOptions {
   host: string;
   port?: number;
   timeoutMs: number;
-  /** called every few failed attempts; returning a reason stops waiting at once (e.g. the container stopped) */
+  /** asked at most every 500 ms while attempts fail; a reason stops waiting at once (e.g. the container stopped) */
   giveUp?: () => Promise<string | undefined>;
   /** name used in the error, e.g. the container id */
   what: string;
@@ -26,13 +27,15 @@ export async function waitForSsh(options: WaitForSshOptions): Promise<void> {
   // itself may run late, and a fixed short timeout could then never succeed.
   let connectMs = CONNECT_TIMEOUT_MS;
   let lastError = 'no attempt';
-  for (let attempt = 1; ; attempt++) {
+  let lastAsked = performance.now();
+  for (;;) {
     const left = deadline - performance.now();
     const outcome = await probeBanner(options.host, port, connectMs, Math.max(50, Math.min(2000, left)));
     if (outcome === true) return;
     lastError = outcome;
     if (outcome.startsWith('no TCP answer')) connectMs = Math.min(1000, connectMs * 2);
-    if (options.giveUp && attempt % 8 === 0) {
+    if (options.giveUp && performance.now() - lastAsked >= GIVE_UP_CHECK_MS) {
+      lastAsked = performance.now();
       const reason = await options.giveUp();
       if (reason) throw new VzsbError('E_DRIVER_RUNTIME', `${options.what}: sshd at ${options.host}:${port} will not answer: ${reason}`);
     }

@@ -21,8 +21,10 @@ export interface LxcDriverConfig {
   prefix: string;
   /** LXC's container directory (lxc-* -P) */
   lxcPath: string;
-  /** existing bridge the containers' veth ends join (deployment creates it) */
+  /** the bridge the containers' veth ends join */
   bridge: string;
+  /** make the bridge (fixed MAC, gateway address) at prepare() when it is missing */
+  manageBridge?: boolean | undefined;
   /** the bridge's network, e.g. "10.231.0.0/24" */
   subnet: string;
   /** the host's address on the bridge, the containers' default gateway */
@@ -64,6 +66,7 @@ export const lxcDriverConfigSchema = z
     prefix: idPrefix,
     lxcPath: absolutePath.default('/var/lib/lxc'),
     bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'expected an interface name of at most 15 characters'),
+    manageBridge: z.boolean().default(false),
     subnet: z.cidrv4({ error: 'expected an IPv4 network like 10.231.0.0/24' }),
     gateway: ipv4,
     firstAddress: ipv4,

@@ -225,6 +225,7 @@ export class LxcDriver implements ContainerDriver {
    */
   private async checkBridge(): Promise<void> {
     const sys = join(this.sysClassNet, this.config.bridge);
+    if (this.config.manageBridge && !existsSync(sys)) await this.createBridge();
     const assign = await readFile(join(sys, 'addr_assign_type'), 'utf8').catch(() => undefined);
     if (assign === undefined || !existsSync(join(sys, 'bridge'))) {
       throw driverError('E_DRIVER_RUNTIME', `bridge ${this.config.bridge} does not exist on this host (deployment creates it)`);
@@ -232,6 +233,26 @@ export class LxcDriver implements ContainerDriver {
     if (assign.trim() !== '3') {
       this.log.warn('bridge_mac_not_fixed', { bridge: this.config.bridge, hint: 'set a fixed MAC address on the bridge' });
     }
+  }
+
+  /**
+   * With `manageBridge`, the daemon makes its bridge at start (so it comes back after a reboot
+   * without any network configuration): a fixed locally administered MAC derived from the
+   * subnet, the gateway address, up. A bridge that exists is left as it is.
+   */
+  private async createBridge(): Promise<void> {
+    const { bridge, gateway, subnet } = this.config;
+    const prefix = subnet.split('/')[1];
+    const octets = gateway.split('.').map(Number);
+    const mac = ['02', '76', '7a', ...octets.slice(1).map((o) => o.toString(16).padStart(2, '0'))].join(':');
+    for (const args of [
+      ['link', 'add', 'name', bridge, 'address', mac, 'type', 'bridge', 'forward_delay', '0'],
+      ['addr', 'add', `${gateway}/${prefix}`, 'dev', bridge],
+      ['link', 'set', bridge, 'up'],
+    ]) {
+      await this.must(await this.runner('ip', args), 'E_DRIVER_RUNTIME', `creating bridge ${bridge} (ip ${args.join(' ')})`);
+    }
+    this.log.info('bridge_created', { bridge, gateway, mac });
   }
 
   private async checkLxcPath(): Promise<void> {

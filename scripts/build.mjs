@@ -1,6 +1,7 @@
-// Bundles the CLI (all commands, daemons and the login shell) into one ES module, dist/vzsb.mjs:
-// one file to install on hosts, and a faster start than resolving hundreds of modules (the
-// gateway shell starts on every student login).
+// Bundles the CLI (all commands and daemons) into one ES module, dist/vzsb.mjs: one file to
+// install on hosts, and a faster start than resolving hundreds of modules. The gateway's
+// session process, which starts on every student login, gets its own smaller bundle,
+// dist/shell/main.js, with only what a session needs.
 import { build } from 'esbuild';
 
 const banner = [
@@ -12,9 +13,7 @@ const banner = [
   'const __dirname = __vzsbDir(__filename);',
 ].join('\n');
 
-await build({
-  entryPoints: ['src/cli/entry.ts'],
-  outfile: 'dist/vzsb.mjs',
+const common = {
   bundle: true,
   minify: true,
   sourcemap: 'linked',
@@ -25,4 +24,9 @@ await build({
   external: ['cpu-features', '*.node'],
   banner: { js: banner },
   logLevel: 'warning',
-});
+};
+
+await Promise.all([
+  build({ ...common, entryPoints: ['src/cli/entry.ts'], outfile: 'dist/vzsb.mjs' }),
+  build({ ...common, entryPoints: ['src/shell/main.ts'], outfile: 'dist/shell/main.js' }),
+]);

@@ -27,6 +27,8 @@ interface Login {
   ok: boolean;
   firstByteMs: number;
   promptMs: number;
+  /** user+system CPU of the gateway side of the login (the whole process tree), ms */
+  cpuMs: number;
   error?: string;
 }
 
@@ -34,7 +36,13 @@ interface Login {
 function login(gw: GatewayFixture, user: string, timeoutMs = 30_000): Promise<Login> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const child = spawn('runuser', ['-u', user, '--', 'env', 'SHELL=/bin/sh', 'TERM=xterm', 'script', '-qfec', gw.setup.wrapperPath, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // time(1) reports the CPU of the whole tree: runuser, script, the wrapper, sudo and the session.
+    const child = spawn('/usr/bin/time', ['-f', 'CPU %U %S', 'runuser', '-u', user, '--', 'env', 'SHELL=/bin/sh', 'TERM=xterm', 'script', '-qfec', gw.setup.wrapperPath, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let cpuMs = NaN;
+    child.stderr.on('data', (d: Buffer) => {
+      const m = /CPU (\d+\.\d+) (\d+\.\d+)/.exec(d.toString());
+      if (m) cpuMs = (Number(m[1]) + Number(m[2])) * 1000;
+    });
     let screen = '';
     let firstByteMs = NaN;
     let promptMs = NaN;
@@ -43,7 +51,7 @@ function login(gw: GatewayFixture, user: string, timeoutMs = 30_000): Promise<Lo
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      resolve({ ok, firstByteMs, promptMs, error });
+      resolve({ ok, firstByteMs, promptMs, cpuMs, error });
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -60,7 +68,7 @@ function login(gw: GatewayFixture, user: string, timeoutMs = 30_000): Promise<Lo
         child.stdin.write('exit\r');
       }
     });
-    child.on('exit', (code) => finish(!Number.isNaN(promptMs) && code === 0, Number.isNaN(promptMs) ? `exit ${code}: ${JSON.stringify(screen.slice(-300))}` : code === 0 ? undefined : `exit ${code}`));
+    child.on('close', (code) => finish(!Number.isNaN(promptMs) && code === 0, Number.isNaN(promptMs) ? `exit ${code}: ${JSON.stringify(screen.slice(-300))}` : code === 0 ? undefined : `exit ${code}`));
   });
 }
 
@@ -73,6 +81,7 @@ function summary(name: string, results: Login[]): string {
     `${name}: ${ok.length}/${results.length} succeeded`,
     `  first byte from the container: p50 ${p(first, 50)}  p95 ${p(first, 95)}  p99 ${p(first, 99)}  max ${p(first, 100)}`,
     `  root prompt:                   p50 ${p(prompt, 50)}  p95 ${p(prompt, 95)}  p99 ${p(prompt, 99)}  max ${p(prompt, 100)}`,
+    `  gateway CPU per login (user+system of runuser, script, wrapper, sudo, session; 10 ms ticks): p50 ${p(ok.map((r) => r.cpuMs), 50)}`,
     ...results.filter((r) => !r.ok).slice(0, 3).map((r) => `  failed: ${r.error}`),
   ].join('\n');
 }

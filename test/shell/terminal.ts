@@ -58,8 +58,11 @@ export async function createTerminals(socket: string): Promise<Terminals> {
       poll(
         `${name} did not end`,
         async () => {
-          const [dead, status] = (await tmux('display-message', '-p', '-t', name, '#{pane_dead} #{pane_dead_status}')).stdout.trim().split(' ');
-          return dead === '1' ? Number(status) : undefined;
+          // tmux marks the pane dead when its terminal closes, and learns the status when it reaps the program: wait for both.
+          const [dead, status, signal] = (await tmux('display-message', '-p', '-t', name, '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}')).stdout.trim().split(':');
+          if (dead !== '1') return undefined;
+          if (status) return Number(status);
+          return signal ? 128 + Number(signal) : undefined;
         },
         timeoutMs,
         () => screen(name),

@@ -10,8 +10,14 @@ import type { Lab } from './lab.js';
 export function labInventoryYaml(lab: Lab): string {
   const hosts = Object.fromEntries(lab.hosts.map((h) => [h.name, { ansible_host: h.address, ansible_port: h.port }]));
   const children: Record<string, { hosts: Record<string, object | null> }> = { lab: { hosts } };
+  let hypervisors = 0;
   for (const h of lab.hosts) {
-    for (const g of h.groups ?? []) (children[g] ??= { hosts: {} }).hosts[h.name] = null;
+    for (const g of h.groups ?? []) {
+      // Each hypervisor's containers get their own network, only inside that host; the
+      // gateways reach it through the hypervisor's lab address.
+      const vars = g === 'hypervisors' ? { container_subnet: `10.250.${++hypervisors}.0/24` } : null;
+      (children[g] ??= { hosts: {} }).hosts[h.name] = vars;
+    }
   }
   const inventory = {
     all: {
@@ -19,6 +25,8 @@ export function labInventoryYaml(lab: Lab): string {
         ansible_user: 'root',
         ansible_ssh_private_key_file: lab.keyFile,
         ansible_ssh_common_args: `-o UserKnownHostsFile=${lab.knownHostsFile} -o StrictHostKeyChecking=yes`,
+        // this machine, on the lab's bridge: it runs vzsb pools and vzsb sessions
+        admin_sources: [lab.gateway],
       },
       children,
     },

@@ -256,6 +256,8 @@ async function cloneHost(
   runner: Runner,
   rootfsCache: string | undefined,
 ): Promise<void> {
+  const containersDir = host.nesting ? join(layout.dir, 'data', host.name) : undefined;
+  if (containersDir) await mkdir(containersDir, { recursive: true, mode: 0o700 });
   await runChecked('lxc-copy', ['-P', layout.lxcPath, '-n', BASE_CONTAINER, '-N', host.name, '-s', '-B', 'overlay'], {}, runner);
   const dir = join(layout.lxcPath, host.name);
   const configFile = join(dir, 'config');
@@ -277,6 +279,7 @@ async function cloneHost(
       consoleLog: join(dir, 'console.log'),
       lxcLog: join(dir, 'lxc.log'),
       rootfsCache,
+      containersDir,
     }),
   );
   // Per-host files go straight into the clone's upper layer. The base's upper holds

@@ -29,6 +29,12 @@ export interface HostConfig {
    * hypervisor's base is built from the tree already made here (docs/lab.md).
    */
   rootfsCache?: string | undefined;
+  /**
+   * A directory of this machine's filesystem bind-mounted at /var/lib/vzsandbox/containers in
+   * hosts that run containers, like a data disk: overlayfs cannot put the upper layers of the
+   * inner containers on the host's own root, which is an overlay itself.
+   */
+  containersDir?: string | undefined;
 }
 
 export function baseConfig(rootfsPath: string): string {
@@ -55,6 +61,7 @@ export function hostConfig(c: HostConfig): string {
   // Nested LXC: proc/sys for the inner LXC (nesting.conf) and every cgroup v1 controller
   // mounted writable below our own cgroup, whatever the init does with /sys/fs/cgroup.
   const nesting = c.nesting ? [`lxc.include = ${NESTING}`, 'lxc.mount.auto = cgroup:rw:force'] : [];
+  if (c.nesting && c.containersDir) nesting.push(`lxc.mount.entry = ${c.containersDir} var/lib/vzsandbox/containers none bind,create=dir 0 0`);
   if (c.nesting && c.rootfsCache) nesting.push(`lxc.mount.entry = ${c.rootfsCache} ${c.rootfsCache.replace(/^\//, '')} none bind,ro,create=dir 0 0`);
   // no ttys: the console (logged to consoleLog) is enough
   const init =

@@ -110,6 +110,12 @@ export async function setupGateway(o: GatewaySetupOptions, runner: Runner = run)
   const files = await renderGatewayFiles(o);
   const { parseGatewayConfig, parseConfigText } = await import('./config.js');
   parseGatewayConfig(await parseConfigText(files.config, o.configPath), o.configPath);
+  // A rule for a program that is not there would only show at the first student's login.
+  for (const [i, word] of o.sessionCommand.entries()) {
+    if ((i === 0 || /\.(m?js|ts)$/.test(word)) && word.startsWith('/') && !(await stat(word).catch(() => undefined))?.isFile()) {
+      throw new VzsbError('E_INVALID', `sessionCommand[${i}]: ${word} does not exist${i > 0 ? ' (is the package built? npm run build)' : ''}`);
+    }
+  }
   const report: SetupReport = { changed: [], ok: [] };
   const note = (changed: boolean, what: string) => (changed ? report.changed : report.ok).push(what);
 

@@ -12,7 +12,7 @@ import { parseConfigText, parseGatewayConfig } from '../../src/shell/config.js';
 import { classify, readInvocation } from '../../src/shell/invocation.js';
 import { createSessionKey } from '../../src/shell/session-key.js';
 import { SessionRegistry } from '../../src/shell/session-registry.js';
-import { defaultSetupOptions, renderGatewayFiles } from '../../src/shell/setup.js';
+import { defaultSetupOptions, renderGatewayFiles, setupGateway } from '../../src/shell/setup.js';
 import { studentLine } from '../../src/shell/student-message.js';
 
 const TOKEN = 'lease-token-units-0001';
@@ -263,4 +263,12 @@ test('a lease whose host key and fingerprint disagree is refused before connecti
   );
   t.is(err!.code, 'E_HOSTKEY');
   t.regex(String(err!.details), new RegExp(`hostKey ${reported.fingerprint.replace(/[+/]/g, '\\$&')} vs hostKeyFingerprint`));
+});
+
+test('setup refuses a session command whose program is not there, before changing anything', async (t) => {
+  const options = defaultSetupOptions({ balancers: ['http://10.0.0.5:8760'], token: TOKEN, logFile: '/nonexistent-vzsb/gateway.log', logLevel: 'info', sessionsDir: '/nonexistent-vzsb/sessions' });
+  options.studentsGroup = 'vzsbunitgrp';
+  options.sessionCommand = [process.execPath, '/nonexistent-vzsb/dist/shell/main.js', '--session'];
+  await t.throwsAsync(setupGateway(options), { message: /sessionCommand\[1\]: \/nonexistent-vzsb\/dist\/shell\/main\.js does not exist/ });
+  t.not((await run('getent', ['group', 'vzsbunitgrp'])).exitCode, 0, 'no group was created');
 });

@@ -318,6 +318,33 @@ test.serial('more sessions than allowed per user are refused with E_TOO_MANY', a
   t.is(await terms.exitStatus('c4'), 0);
 });
 
+test.serial('Ctrl-C while waiting for the sandbox ends the login and releases what may have been granted', async (t) => {
+  // A balancer stand-in that holds lease requests forever and records releases.
+  const released: string[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    if (req.method === 'DELETE') {
+      released.push(req.url!);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  await gw.writeConfig({ balancers: [`http://127.0.0.1:${(server.address() as { port: number }).port}`] });
+  t.teardown(() => gw.restoreConfig());
+  const alice = gw.students[0]!;
+  await terms.open('a3', ['ssh', '-tt', ...gw.sshArgs(alice)], { cols: 80, rows: 24 });
+  await terms.waitFor('a3', /Requesting a sandbox\.\.\./);
+  await terms.keys('a3', 'C-c');
+  t.is(await terms.exitStatus('a3', 10_000), 130);
+  t.deepEqual(released, [`/v1/leases/${alice}`]);
+});
+
 /** Poll `probe` until it returns a value (bounded). */
 async function until<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;

@@ -1,6 +1,6 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { VzsbError } from '../common/errors.js';
 import { parseInput } from '../common/validate.js';
@@ -26,6 +26,8 @@ export interface AdminFlags {
   balancer?: string[];
   tokenFile?: string;
   timeout?: number;
+  /** An inventory deployed with `vzsb deploy`: its balancers, and the admin token in the vzsb-secrets.yaml beside it. */
+  inventory?: string;
 }
 
 export interface ResolveEnv {
@@ -58,6 +60,15 @@ export function defaultConfigFiles(env: NodeJS.ProcessEnv = process.env): string
 }
 
 export async function resolveAdminTarget(flags: AdminFlags, options: ResolveEnv = {}): Promise<AdminTarget> {
+  if (flags.inventory) {
+    const fromInventory = await inventoryTarget(flags.inventory);
+    return {
+      ...fromInventory,
+      ...(flags.balancer?.length ? { balancers: flags.balancer.flatMap(splitList).map((u, i) => parseInput(urlSchema, u, `--balancer[${i}]`)) } : {}),
+      ...(flags.tokenFile ? { token: await readTokenFile(flags.tokenFile, '--token-file') } : {}),
+      timeoutMs: flags.timeout !== undefined ? flags.timeout * 1000 : DEFAULT_TIMEOUT_MS,
+    };
+  }
   const env = options.env ?? process.env;
   let file: { path: string; data: AdminFile } | undefined | null = null;
   const configFile = async () => {
@@ -147,4 +158,29 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/**
+ * The balancers of a deployed inventory (group `balancers`, ansible_host, balancer_port or
+ * 8760) and the admin token that `vzsb deploy` made in vzsb-secrets.yaml beside it.
+ */
+async function inventoryTarget(path: string): Promise<Omit<AdminTarget, 'timeoutMs'>> {
+  const { loadInventory, groupHosts } = await import('../provision/inventory/index.js');
+  const inventory = await loadInventory(path);
+  if (!inventory.groups.has('balancers')) throw new VzsbError('E_CONFIG', `${path}: no group "balancers"`);
+  const balancers = groupHosts(inventory, 'balancers').map((name) => {
+    const host = inventory.hosts.get(name)!;
+    const port = Number(host.vars.balancer_port ?? 8760);
+    return `http://${host.connection.host.includes(':') ? `[${host.connection.host}]` : host.connection.host}:${port}`;
+  });
+  if (balancers.length === 0) throw new VzsbError('E_CONFIG', `${path}: the group "balancers" has no hosts`);
+  const secrets = join(dirname(inventory.source), 'vzsb-secrets.yaml');
+  await refuseWorldReadable(secrets, secrets).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw new VzsbError('E_CONFIG', `${secrets} does not exist: deploy the inventory first (vzsb deploy ${path})`);
+    throw err;
+  });
+  const data = (await readYamlFile(secrets)) as Record<string, unknown> | null;
+  const token = data?.['balancer-admin'];
+  if (typeof token !== 'string') throw new VzsbError('E_CONFIG', `${secrets}: no balancer-admin token (deploy the balancers first)`);
+  return { balancers, token, from: { balancers: path, token: secrets } };
 }

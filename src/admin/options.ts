@@ -11,6 +11,7 @@ export interface AdminArgs {
   balancer?: string[];
   tokenFile?: string;
   timeout?: number;
+  inventory?: string;
   token?: unknown;
   json?: boolean;
   exitCode?: number;
@@ -20,6 +21,7 @@ export function withAdminOptions<T>(yargs: Argv<T>): Argv<T & AdminArgs> {
   return yargs
     .option('balancer', { alias: 'b', type: 'string', array: true, describe: 'Balancer URL; repeat (or separate with commas) to try several in order. Default: $VZSB_BALANCER, then the admin.yaml' })
     .option('token-file', { type: 'string', describe: 'File whose first line is the admin token. Default: $VZSB_ADMIN_TOKEN, then the admin.yaml' })
+    .option('inventory', { alias: 'i', type: 'string', describe: 'A deployed inventory: its balancers, and the admin token from the vzsb-secrets.yaml beside it' })
     .option('timeout', { type: 'number', describe: 'Seconds to wait for each balancer (default 30)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the balancer\'s JSON answer' })
     .option('token', { type: 'string', hidden: true })
@@ -33,7 +35,7 @@ export function withAdminOptions<T>(yargs: Argv<T>): Argv<T & AdminArgs> {
 }
 
 export async function adminClientFrom(argv: AdminFlags): Promise<AdminClient> {
-  const target = await resolveAdminTarget({ balancer: argv.balancer, tokenFile: argv.tokenFile, timeout: argv.timeout });
+  const target = await resolveAdminTarget({ balancer: argv.balancer, tokenFile: argv.tokenFile, timeout: argv.timeout, inventory: argv.inventory });
   return new AdminClient(target);
 }
 

@@ -75,6 +75,36 @@ export function hostVars(inventory: Inventory, host: InventoryHost, play: Play, 
   };
 }
 
+/**
+ * Variables whose values are templates ("{{secret \"x\"}}", "{{json (hosturls ...)}}") are
+ * rendered with the other variables, as Ansible does lazily. A result that reads as a JSON
+ * list or mapping becomes one (Ansible's native types). Values referring to other templated
+ * values settle within a few passes.
+ */
+export function resolveTemplatedVars(t: Templating, vars: Record<string, unknown>, where: string): Record<string, unknown> {
+  const out = { ...vars };
+  for (let pass = 0; pass < 4; pass++) {
+    let changed = false;
+    for (const [key, value] of Object.entries(out)) {
+      if (typeof value !== 'string' || !value.includes('{{')) continue;
+      let rendered = renderValue(t, value, out, `${where}: ${key}`);
+      if (typeof rendered === 'string' && /^\s*[[{]/.test(rendered)) {
+        try {
+          rendered = JSON.parse(rendered);
+        } catch {
+          // not JSON after all: keep the text
+        }
+      }
+      if (rendered !== value) {
+        out[key] = rendered;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  return out;
+}
+
 function tagged(task: Task, play: Play, tags: string[], skipTags: string[]): boolean {
   const all = new Set([...task.tags, ...play.tags]);
   if (all.has('always')) return !skipTags.includes('always');
@@ -97,7 +127,13 @@ export async function compileHost(host: InventoryHost, plays: Play[], options: C
     }
   };
   for (const play of plays) {
-    const vars = hostVars(options.inventory, host, play, options.extraVars);
+    let vars: Record<string, unknown>;
+    try {
+      vars = resolveTemplatedVars(options.templating, hostVars(options.inventory, host, play, options.extraVars), `${play.file}:${play.line} (vars of play "${play.name}")`);
+    } catch (err) {
+      program.error = { message: err instanceof VzsbError ? err.message : errorMessage(err) };
+      return program;
+    }
     const become = (t: Task) => t.become ?? play.become ?? host.connection.become;
     const compileTask = async (task: Task, handler: boolean): Promise<boolean> => {
       const where = `${task.file}:${task.line}`;

@@ -33,6 +33,18 @@ export function createTemplating(options: TemplatingOptions = {}) {
     if (!members) throw new Error(`hostaddrs: no group "${String(group)}" in the inventory`);
     return members.map((h) => root.hostvars?.[h]?.ansible_host ?? h);
   });
+  // URLs of a group's hosts: {{json (hosturls "balancers" 8760)}} -> ["http://10.0.0.5:8760"]
+  hb.registerHelper('hosturls', (group: unknown, port: unknown, ...rest: unknown[]) => {
+    const options = rest[rest.length - 1] as Handlebars.HelperOptions;
+    const scheme = rest.length > 1 ? String(rest[0]) : 'http';
+    const root = options.data.root as { groups?: Record<string, string[]>; hostvars?: Record<string, { ansible_host?: string }> };
+    const members = root.groups?.[String(group)];
+    if (!members) throw new Error(`hosturls: no group "${String(group)}" in the inventory`);
+    return members.map((h) => {
+      const addr = root.hostvars?.[h]?.ansible_host ?? h;
+      return `${scheme}://${addr.includes(':') ? `[${addr}]` : addr}:${String(port)}`;
+    });
+  });
   // Terraform's cidrhost: {{cidrhost "10.1.0.0/24" 1}} -> 10.1.0.1
   hb.registerHelper('cidrhost', (cidr: unknown, n: unknown) => cidrHost(String(cidr), Number(n)));
   hb.registerHelper('lines', (list: unknown) => (Array.isArray(list) ? list.join('\n') : String(list ?? '')));

@@ -39,3 +39,22 @@ test('concat and hostaddrs', (t) => {
   t.is(tpl.render('{{join (hostaddrs "balancers") ", "}} {{secret (concat "lease-" inventory_hostname)}}', vars, 'x'), '10.0.0.1, 10.0.0.2 S(lease-hyp1)');
   t.throws(() => tpl.render('{{hostaddrs "nope"}}', vars, 'x'), { message: /no group "nope"/ });
 });
+
+test('templated variables: rendered with the others, JSON results become lists', async (t) => {
+  const { resolveTemplatedVars } = await import('../../src/provision/host-program.js');
+  const tpl = createTemplating({ secret: (n) => `secret-${n}` });
+  const vars = {
+    groups: { balancers: ['b1'] },
+    hostvars: { b1: { ansible_host: '10.0.0.5' } },
+    port: 8760,
+    urls: '{{json (hosturls "balancers" port)}}',
+    token: '{{secret "lease"}}',
+    greeting: 'hello {{name}}',
+    name: '{{token}}!',
+  };
+  const out = resolveTemplatedVars(tpl, vars, 'play');
+  t.deepEqual(out.urls, ['http://10.0.0.5:8760']);
+  t.is(out.token, 'secret-lease');
+  t.is(out.greeting, 'hello secret-lease!');
+  t.throws(() => resolveTemplatedVars(tpl, { a: '{{nope}}' }, 'pb.yaml:1'), { message: /pb\.yaml:1: a: variable "nope" is not defined/ });
+});

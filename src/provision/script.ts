@@ -73,13 +73,18 @@ export function commandText(cmd: Command): string {
   const lines = [`vzsb_tmp=$(mktemp ${quote(dir + '/.vzsb.XXXXXX')})`, base64Heredoc(`base64 -d > "$vzsb_tmp"`, cmd.content)];
   if (cmd.mode) lines.push(`chmod ${cmd.mode} "$vzsb_tmp"`);
   if (cmd.owner || cmd.group) lines.push(`chown ${quote(`${cmd.owner ?? ''}${cmd.group ? `:${cmd.group}` : ''}`)} "$vzsb_tmp"`);
+  if (cmd.validate) {
+    // the check sees the file as it will be (mode and owner included); a refusal keeps the old one
+    const check = cmd.validate.split('%s').join('"$vzsb_tmp"');
+    lines.push(`if ! ${check}; then rm -f "$vzsb_tmp"; echo ${quote(`validate refused the new ${cmd.path}: ${cmd.validate}`)} >&2; exit 1; fi`);
+  }
   lines.push(`mv -f "$vzsb_tmp" ${p}`);
   return lines.join('\n');
 }
 
 /** What a person reads in a failure or a --json event: put bodies are summarized, masks applied. */
 export function displayCommand(cmd: Command): string {
-  if (cmd.kind === 'put') return `put ${cmd.path} (${cmd.content.length} bytes${cmd.mode ? `, mode ${cmd.mode}` : ''})`;
+  if (cmd.kind === 'put') return `put ${cmd.path} (${cmd.content.length} bytes${cmd.mode ? `, mode ${cmd.mode}` : ''}${cmd.validate ? `, validated by ${cmd.validate}` : ''})`;
   let text = cmd.script;
   for (const secret of cmd.mask ?? []) text = text.split(secret).join('********');
   return text;

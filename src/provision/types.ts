@@ -30,7 +30,16 @@ export interface FactModule<T = unknown> {
 /** One planned command. `shell` runs under `sh -e`; `put` writes a file atomically. */
 export type Command =
   | { kind: 'shell'; script: string; mask?: readonly string[] }
-  | { kind: 'put'; path: string; content: Buffer; mode?: string; owner?: string; group?: string };
+  | {
+      kind: 'put';
+      path: string;
+      content: Buffer;
+      mode?: string;
+      owner?: string;
+      group?: string;
+      /** A check run on the new file before it replaces the old one; %s is its path (e.g. "visudo -cf %s"). */
+      validate?: string;
+    };
 
 export interface Diff {
   path?: string;

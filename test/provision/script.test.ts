@@ -43,3 +43,20 @@ test('a command cannot forge a record', async (t) => {
   t.true(complete);
   t.deepEqual(records.map((x) => x.id), [0]);
 });
+
+test('put with validate: a refused file leaves the old one in place', async (t) => {
+  const { mkdtempSync, readFileSync, writeFileSync, readdirSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(`${tmpdir()}/vzsb-validate-`);
+  writeFileSync(`${dir}/conf`, 'good\n');
+  const put = (content: string) =>
+    applyScript('N4', [{ id: 0, commands: [{ kind: 'put', path: `${dir}/conf`, content: Buffer.from(content), validate: 'grep -q good %s' }], changedWhen: undefined, notify: [], ignoreErrors: false }]);
+  const refused = parseApplyRecords((await run('sh', ['-s'], { input: put('bad\n') })).stdout, 'N4');
+  t.is(refused.records[0]!.exitCode, 1);
+  t.regex(refused.records[0]!.stderr, /validate refused the new .*conf: grep -q good %s/);
+  t.is(readFileSync(`${dir}/conf`, 'utf8'), 'good\n');
+  t.deepEqual(readdirSync(dir), ['conf'], 'no temporary file left');
+  const accepted = parseApplyRecords((await run('sh', ['-s'], { input: put('still good\n') })).stdout, 'N4');
+  t.is(accepted.records[0]!.exitCode, 0);
+  t.is(readFileSync(`${dir}/conf`, 'utf8'), 'still good\n');
+});

@@ -16,6 +16,9 @@ export const ownership = {
   mode: modeSchema.optional(),
 };
 
+/** Ansible's `validate`: a command that must accept the new file (%s) before it replaces the old. */
+export const validateSchema = z.string().includes('%s', { message: 'a command with %s for the file, like "visudo -cf %s"' }).optional();
+
 export function fileRef(path: string): FactRef {
   return { fact: 'file', arg: path };
 }
@@ -60,7 +63,7 @@ export function planFileContent(
   facts: HostFacts,
   path: string,
   content: Buffer,
-  want: { owner?: string; group?: string; mode?: string },
+  want: { owner?: string; group?: string; mode?: string; validate?: string | undefined },
   wantDiff: boolean,
 ): { commands: Command[]; reason: string; diff?: Diff[]; effects: Array<[FactRef, unknown]> } {
   const current = facts.get<FileState>(fileRef(path));
@@ -86,7 +89,7 @@ export function planFileContent(
       ? [{ path, before: current.type === 'file' ? (facts.get<string | null>(contentRef(path)) ?? '') : '', after: content.toString('utf8') }]
       : undefined;
     return {
-      commands: [{ kind: 'put', path, content, mode, owner: after.owner, group: after.group }],
+      commands: [{ kind: 'put', path, content, mode, owner: after.owner, group: after.group, ...(want.validate ? { validate: want.validate } : {}) }],
       reason: current.type === 'absent' ? `create ${path}` : current.type === 'link' ? `replace link ${path}` : `update content of ${path}`,
       ...(diff ? { diff } : {}),
       effects,

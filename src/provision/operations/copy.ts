@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Operation } from '../types.js';
-import { contentFactsFor, ownership, pathSchema, planFileContent } from './common.js';
+import { contentFactsFor, ownership, pathSchema, planFileContent, validateSchema } from './common.js';
 
 const args = z
   .strictObject({
@@ -8,6 +8,7 @@ const args = z
     src: z.string().optional(),
     content: z.union([z.string(), z.instanceof(Buffer)]).optional(),
     ...ownership,
+    validate: validateSchema,
   })
   .superRefine((a, ctx) => {
     if ((a.src === undefined) === (a.content === undefined)) {

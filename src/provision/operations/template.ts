@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Operation } from '../types.js';
-import { contentFactsFor, ownership, pathSchema, planFileContent } from './common.js';
+import { contentFactsFor, ownership, pathSchema, planFileContent, validateSchema } from './common.js';
 
 const args = z.strictObject({
   src: z.string().min(1),

@@ -155,7 +155,7 @@ export async function compileHost(host: InventoryHost, plays: Play[], options: C
         }
         for (const item of items) {
           const itemVars = task.loop === undefined ? vars : { ...vars, [task.loopVar]: item };
-          const name = task.loop === undefined ? task.name : `${task.name} (${typeof item === 'object' ? JSON.stringify(item) : String(item)})`;
+          const name = task.loop === undefined ? task.name : `${task.name} (${loopLabel(item)})`;
           const index = program.steps.length;
           const whenFalse = task.when.find((w) => !evaluateCondition(w, itemVars));
           if (whenFalse !== undefined) {
@@ -194,4 +194,10 @@ function findFile(src: string, dirs: string[]): string {
     if (existsSync(p)) return p;
   }
   throw new VzsbError('E_PLAYBOOK', `file ${src} not found in ${dirs.join(', ')}`);
+}
+
+/** How a loop item is shown: its `name` when it has one (Ansible's loop_control.label habit). */
+function loopLabel(item: unknown): string {
+  if (item && typeof item === 'object' && typeof (item as { name?: unknown }).name === 'string') return (item as { name: string }).name;
+  return typeof item === 'object' ? JSON.stringify(item) : String(item);
 }

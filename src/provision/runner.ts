@@ -213,6 +213,12 @@ async function runHost(
     summary.error = errorMessage(err);
     return finish();
   }
+  if (program.error) {
+    // A bad argument or template is found before anything is sent: the host is not touched.
+    summary.failed++;
+    summary.error = `${host.name}: ${program.error.message}`;
+    return finish();
+  }
   const become = program.steps.some((s) => s.become);
 
   let conn = connections.get(host.name);
@@ -276,7 +282,6 @@ async function runHost(
       break;
     }
   }
-  if (program.error && !planError) planError = { step: undefined, message: program.error.message };
 
   const eventFor = (p: Planned): Partial<TaskEvent> => ({
     ...(p.plan?.diff ? { diff: p.plan.diff } : {}),

@@ -6,6 +6,7 @@ const args = z.strictObject({
   src: z.string().min(1),
   dest: pathSchema,
   ...ownership,
+  validate: validateSchema,
   /** Filled by prepare: the rendered text. */
   rendered: z.string().optional(),
 });

@@ -7,9 +7,14 @@ import type { Lab } from './lab.js';
  * groups it was made with, the lab's key, and OpenSSH options that verify host keys
  * against the lab's known_hosts only.
  */
-export function labInventoryYaml(lab: Lab): string {
+export interface LabInventoryOptions {
+  /** Student accounts for the gateways (the gateway role's `students`). */
+  students?: Array<{ name: string; ssh_keys: string[] }>;
+}
+
+export function labInventoryYaml(lab: Lab, options: LabInventoryOptions = {}): string {
   const hosts = Object.fromEntries(lab.hosts.map((h) => [h.name, { ansible_host: h.address, ansible_port: h.port }]));
-  const children: Record<string, { hosts: Record<string, object | null> }> = { lab: { hosts } };
+  const children: Record<string, { hosts: Record<string, object | null>; vars?: Record<string, unknown> }> = { lab: { hosts } };
   let hypervisors = 0;
   for (const h of lab.hosts) {
     for (const g of h.groups ?? []) {
@@ -19,6 +24,7 @@ export function labInventoryYaml(lab: Lab): string {
       (children[g] ??= { hosts: {} }).hosts[h.name] = vars;
     }
   }
+  if (options.students && children.gateways) children.gateways.vars = { students: options.students };
   const inventory = {
     all: {
       vars: {

@@ -99,7 +99,9 @@ export const labCommand: CommandModule<object, LabArgs> = {
             .example('$0 lab login student1', 'a root shell in a fresh container')
             .example("$0 lab login student2 -- 'hostname; id'", 'one command, its exit status returned'),
         async (argv) => {
-          const args = await loginArgs(argv.lab!, argv.user!, argv.command ?? []);
+          // words after `--` land in argv._ after "lab login"
+          const command = [...(argv.command ?? []), ...((argv as unknown as { _: unknown[] })._.slice(2).map(String))];
+          const args = await loginArgs(argv.lab!, argv.user!, command);
           argv.exitCode = await new Promise<number>((resolve, reject) => {
             const child = spawn('ssh', args, { stdio: 'inherit' });
             child.on('error', (err) => reject(new VzsbError('E_SPAWN', `cannot run ssh: ${err.message}`)));

@@ -1,0 +1,142 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { run } from '../../src/common/exec.js';
+import { createSandboxLab, destroyLab, inventoryFile, loginArgs, pruneStaleLabs, type Lab } from '../../src/lab/index.js';
+import { deploy } from '../../src/provision/deploy.js';
+import { collectingReporter } from '../helpers/deploy.js';
+
+// The whole system from bare lab hosts: vzsb deploy of site.yaml over real SSH to two
+// hypervisors (LXC inside), a balancer and a gateway; students log in with OpenSSH's ssh.
+const name = `e2e-${process.pid}`;
+const cli = join(import.meta.dirname, '../../bin/vzsb.js');
+let lab: Lab;
+let inventory: string;
+
+test.before(async () => {
+  await pruneStaleLabs();
+  lab = await createSandboxLab(name, { ownerPid: process.pid });
+  inventory = inventoryFile(lab);
+});
+test.after.always(async () => {
+  await destroyLab(name);
+});
+
+const apply = async (options: { check?: boolean; extraVars?: Record<string, unknown> } = {}) => {
+  const r = collectingReporter();
+  const result = await deploy({ inventory, reporter: r.reporter, ...options });
+  return { ...r, result };
+};
+const host = (n: string) => lab.hosts.find((h) => h.name === n)!;
+const ssh = (n: string, command: string) =>
+  run('ssh', ['-F', 'none', '-i', lab.keyFile, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${lab.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${host(n).address}`, command], { timeoutMs: 60_000 });
+const student = async (user: string, script: string) => run('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, user, [script]))], { timeoutMs: 60_000 });
+
+/** A student session that stays open until `end()`; resolves `ready` with what the script printed first. */
+async function holdSession(user: string, firstOutput: string) {
+  const child = spawn('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, user, [`${firstOutput}; echo READY; sleep 300`]))], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const ready = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('READY\n')) resolve(out.slice(0, out.indexOf('READY\n')));
+    });
+    void exited.then((code) => reject(new Error(`${user}'s session ended (${code}) before it was ready: ${out}`)));
+  });
+  return { ready, exited, end: () => child.kill('SIGTERM') };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+test.serial('check mode predicts the first deploy; the deploy succeeds; a second deploy changes nothing', async (t) => {
+  const predicted = await apply({ check: true });
+  t.is(predicted.result.exitCode, 0, JSON.stringify(predicted.hosts.map((h) => h.error)));
+  const first = await apply();
+  t.is(first.result.exitCode, 0, JSON.stringify(first.hosts.map((h) => h.error)));
+  for (const h of lab.hosts) {
+    t.true(first.changed(h.name).length > 5, `${h.name}: ${first.changed(h.name)}`);
+    t.deepEqual(predicted.changed(h.name), first.changed(h.name), `--check on ${h.name} predicts the real deploy`);
+  }
+  const second = await apply();
+  t.is(second.result.exitCode, 0);
+  for (const h of second.hosts) t.is(h.changed, 0, `${h.host}: ${second.changed(h.host)}`);
+  for (const h of second.hosts) t.true(h.stats.roundTrips <= 3, `${h.host}: ${h.stats.roundTrips} round trips`);
+  // Both hypervisors report to the balancer before students come.
+  await waitFor('both hypervisors up with clean containers', async () => {
+    const r = await run('node', [cli, 'pools', 'status', '--json', '-i', inventory]);
+    if (r.exitCode !== 0) return undefined;
+    const pools = JSON.parse(r.stdout) as { hypervisors: Array<{ up: boolean; capacity?: { clean: number } }> };
+    return pools.hypervisors.every((p) => p.up && (p.capacity?.clean ?? 0) > 0) ? true : undefined;
+  });
+});
+
+test.serial('a student lands as root in a container; it reaches neither the hypervisor API nor another student', async (t) => {
+  const other = await holdSession('student2', 'hostname -I');
+  try {
+    const otherAddress = (await other.ready).trim().split(/\s+/)[0]!;
+    t.regex(otherAddress, /^10\.250\.\d+\.\d+$/);
+    const hyps = lab.hosts.filter((h) => h.groups?.includes('hypervisors'));
+    const probes = [
+      ...hyps.map((h) => `${h.address}/8750`),
+      ...hyps.map((_, i) => `10.250.${i + 1}.1/8750`),
+      `${host('bal1').address}/8760`,
+      `${otherAddress}/22`,
+    ];
+    // all probes at once: a dropped SYN costs the whole timeout
+    const probe = (p: string) => `(if timeout 3 bash -c '</dev/tcp/${p}' 2>/dev/null; then echo "open ${p}"; else echo "closed ${p}"; fi) &`;
+    const script = ['hostname', 'id -u', ...probes.map(probe), 'wait'].join('\n');
+    const r = await student('student1', script);
+    t.is(r.exitCode, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    t.regex(lines[0]!, /^vzsb-\d{4}$/, 'the container, not the gateway');
+    t.is(lines[1], '0', 'root in the container');
+    for (const p of probes) t.true(lines.includes(`closed ${p}`), `${p} must be closed from a student's container: ${r.stdout}`);
+    // The same ports are open to those who need them: the API to the balancer.
+    const fromBalancer = await ssh('bal1', hyps.map((h) => `timeout 3 bash -c '</dev/tcp/${h.address}/8750' && echo open`).join('; '));
+    t.is(fromBalancer.stdout, 'open\n'.repeat(hyps.length), fromBalancer.stderr);
+    const again = await student('student1', 'cat /etc/hostname');
+    t.is(again.stdout.trim(), lines[0], 'a second login of the same user lands in the same container');
+  } finally {
+    other.end();
+    await other.exited;
+  }
+});
+
+test.serial('vzsb pools reset --all leaves containers in use alone, and resets them with --force', async (t) => {
+  const session = await holdSession('student3', 'echo mark > /root/mark; hostname');
+  const container = (await session.ready).trim();
+  const reset = await run('node', [cli, 'pools', 'reset', '--all', '-i', inventory]);
+  t.is(reset.exitCode, 0, reset.stdout + reset.stderr);
+  const still = await student('student3', 'cat /root/mark; hostname');
+  t.is(still.stdout, `mark\n${container}\n`, 'the in-use container was not reset');
+  const forced = await run('node', [cli, 'pools', 'reset', '--all', '--force', '-i', inventory]);
+  t.is(forced.exitCode, 0, forced.stdout + forced.stderr);
+  await session.exited; // the forced reset ended the open session
+  const after = await waitFor('a fresh container for student3', async () => {
+    const r = await student('student3', 'cat /root/mark 2>/dev/null || echo fresh');
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  });
+  t.is(after, 'fresh', "the student's file is gone after the forced reset");
+});
+
+test.serial('changing one template variable changes that file and restarts only the service that uses it', async (t) => {
+  const pid = async (n: string, unit: string) => (await ssh(n, `systemctl show -p MainPID --value ${unit}`)).stdout.trim();
+  const before = { hyp1: await pid('hyp1', 'vzsb-hypervisor'), bal1: await pid('bal1', 'vzsb-balancer') };
+  const r = await apply({ extraVars: { pool_idle_seconds: 600 } });
+  t.is(r.result.exitCode, 0);
+  for (const h of ['hyp1', 'hyp2']) t.deepEqual(r.changed(h), ['daemon configuration', 'restart service'].sort(), h);
+  t.deepEqual(r.changed('bal1'), []);
+  t.deepEqual(r.changed('gw1'), []);
+  t.regex((await ssh('hyp1', 'cat /etc/vzsandbox/hypervisor.yaml')).stdout, /idleSeconds: 600/);
+  t.not(await pid('hyp1', 'vzsb-hypervisor'), before.hyp1, 'the hypervisor daemon restarted');
+  t.is(await pid('bal1', 'vzsb-balancer'), before.bal1, 'the balancer did not');
+});

@@ -36,13 +36,20 @@ test('the lab inventory puts every host in lab with its address, and in its own 
     ansible_user: 'root',
     ansible_ssh_private_key_file: '/labs/demo/id_ed25519',
     ansible_ssh_common_args: '-o UserKnownHostsFile=/labs/demo/known_hosts -o StrictHostKeyChecking=yes',
+    admin_sources: ['10.236.9.1'],
   });
   t.deepEqual(inv.all.children, {
     lab: { hosts: { hyp1: { ansible_host: '10.236.9.11', ansible_port: 22 }, hyp2: { ansible_host: '10.236.9.12', ansible_port: 22 }, gw1: { ansible_host: '10.236.9.13', ansible_port: 22 } } },
-    hypervisors: { hosts: { hyp1: null, hyp2: null } },
+    hypervisors: { hosts: { hyp1: { container_subnet: '10.250.1.0/24' }, hyp2: { container_subnet: '10.250.2.0/24' } } },
     gateways: { hosts: { gw1: null } },
     edge: { hosts: { gw1: null } },
   });
+});
+
+test('with students, the gateways group carries them', (t) => {
+  const students = [{ name: 'student1', ssh_keys: ['ssh-ed25519 AAAA x'] }];
+  const inv = parse(labInventoryYaml(lab, { students }));
+  t.deepEqual(inv.all.children.gateways, { hosts: { gw1: null }, vars: { students } });
 });
 
 test('host options: defaults, script init implies nesting, groups checked', (t) => {

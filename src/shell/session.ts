@@ -1,12 +1,12 @@
 import { VzsbError } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
-import { waitForSsh } from '../daemons/drivers/ssh-ready.js';
 import { releaseLease, requestLease, type BalancerClientOptions, type Lease } from './balancer-client.js';
 import { loadGatewayConfig, type GatewayConfig } from './config.js';
 import { readInvocation, type Invocation } from './invocation.js';
 import { openLogFile } from './log-file.js';
 import { createSessionKey } from './session-key.js';
 import { SessionRegistry } from './session-registry.js';
+import { connectWhenReady } from './sshd-ready.js';
 import type { Client } from 'ssh2';
 import { openLink, relay, type Terminal } from './ssh-link.js';
 import { studentCode, studentLine } from './student-message.js';
@@ -27,6 +27,8 @@ export interface SessionDeps {
 }
 
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
+/** How long the relay may take to close after an end signal before the session ends anyway. */
+const END_GRACE_MS = 2000;
 
 export async function runSession(deps: SessionDeps): Promise<number> {
   const now = deps.now ?? (() => performance.now());
@@ -52,11 +54,14 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   // A signal before the relay runs aborts the waiting; during the relay it closes the link.
   let abort: (err: Error) => void = () => {};
   const aborted = new Promise<never>((_, reject) => (abort = reject));
+  let markEnded: () => void = () => {};
+  const ended = new Promise<void>((r) => (markEnded = r));
   aborted.catch(() => {});
   const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]);
   const offSignals = deps.onEndSignal((signal) => {
     if (endedBy) return;
     endedBy = signal;
+    markEnded();
     abort(new VzsbError('E_ENDED', `ended by ${signal}`));
     client?.end();
   });
@@ -101,16 +106,12 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     stage = 'ready';
     progress(`Connecting to ${lease.container}...`);
     const target = lease;
-    await step(
-      waitForSsh({ host: target.address, port: target.sshPort, timeoutMs: config.sshReadyTimeoutMs, what: target.container }).catch((err: unknown) => {
-        throw new VzsbError('E_SSH_TIMEOUT', 'the container did not answer in time', { details: (err as Error).message, cause: err });
-      }),
-    );
+    const sock = await step(connectWhenReady({ host: target.address, port: target.sshPort, timeoutMs: config.sshReadyTimeoutMs, what: target.container }));
     marks.readyMs = now() - t0;
 
     stage = 'connect';
     await step(ssh2Loaded);
-    const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs });
+    const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs, sock });
     linked.then((c) => (client = c)).catch(() => {});
     client = await step(linked);
     if (endedBy) client.end();
@@ -120,7 +121,8 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     const running = await step(relay(client, inv.request, { ...deps.io, term: inv.term }));
     log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, hypervisorMs: target.ms, ...rounded(marks) });
     void running.firstByte.then(() => log.debug('login.first-byte', { ms: Math.round(now() - t0) }));
-    status = await running.done;
+    // After an end signal the relay gets a moment to close; a link that does not must not keep the lease.
+    status = await Promise.race([running.done, ended.then(() => new Promise<number>((r) => setTimeout(() => r(255), END_GRACE_MS).unref()))]);
     if (endedBy) status = SIGNAL_STATUS[endedBy] ?? 255;
   } catch (err) {
     if (endedBy) {

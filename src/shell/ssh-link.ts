@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Client, ClientChannel } from 'ssh2';
 import { VzsbError } from '../common/errors.js';
 import { fingerprintOf, parsePublicKey } from '../daemons/common/ssh-key.js';
@@ -16,6 +17,8 @@ export interface LinkTarget {
   hostKey: string | undefined;
   privateKey: string;
   readyTimeoutMs: number;
+  /** An open connection to the sshd (from connectWhenReady), used instead of a new one. */
+  sock?: Socket;
 }
 
 export async function openLink(target: LinkTarget): Promise<Client> {
@@ -53,6 +56,7 @@ export async function openLink(target: LinkTarget): Promise<Client> {
       }));
     });
     client.connect({
+      ...(target.sock ? { sock: target.sock } : {}),
       host: target.address,
       port: target.port,
       username: 'root',
@@ -142,10 +146,18 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
   io.stdin.resume();
   channel.pipe(io.stdout, { end: false });
   channel.stderr.pipe(io.stderr, { end: false });
-  // The student's side went away (EPIPE): end the remote side too, then the session ends normally.
-  const onOutputError = () => channel.close();
+  // The student's side went away (EPIPE, or EIO after a hang-up): close the channel and drop
+  // what still comes, since ssh2 reports the close only once its output was read to the end.
+  const onOutputError = () => {
+    channel.unpipe();
+    channel.stderr.unpipe();
+    channel.resume();
+    channel.stderr.resume();
+    channel.close();
+  };
   io.stdout.on('error', onOutputError);
   io.stderr.on('error', onOutputError);
+  io.stdin.on('error', onOutputError);
 
   const done = closed.then(() => {
     io.stdin.off('data', forward);
@@ -153,9 +165,14 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
     io.stdin.pause();
     io.stdout.off('error', onOutputError);
     io.stderr.off('error', onOutputError);
+    io.stdin.off('error', onOutputError);
     if (tty) {
       io.stdout.off('resize', onResize);
-      io.stdin.setRawMode(false);
+      try {
+        io.stdin.setRawMode(false);
+      } catch {
+        // the terminal is gone (hang-up)
+      }
     }
     markFirst();
     return exitStatus ?? 255;

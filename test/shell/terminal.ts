@@ -1,11 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, runChecked } from '../../src/common/exec.js';
 
 /**
  * Real terminals for login tests: a private tmux server (its own socket name) whose panes run
- * `ssh -tt` to the gateway. Panes stay after their program exits so the exit status can be
+ * `ssh -tt` to the gateway. Panes stay after their program exits so the last screen can be
  * read. Waiting polls the screen until a pattern shows, up to a deadline.
  */
 export interface Terminals {
@@ -15,7 +15,7 @@ export interface Terminals {
   type(name: string, text: string): Promise<void>;
   keys(name: string, ...keys: string[]): Promise<void>;
   resize(name: string, size: { cols: number; rows: number }): Promise<void>;
-  /** The exit status of the pane's program once it ended. */
+  /** The exit status of the pane's program once it ended (128+n for signal n, as sh reports it). */
   exitStatus(name: string, timeoutMs?: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -38,8 +38,11 @@ export async function createTerminals(socket: string): Promise<Terminals> {
   };
   const screen = async (name: string) => (await tmux('capture-pane', '-p', '-J', '-S', '-200', '-t', name)).stdout;
   return {
+    // The pane runs `sh -c 'argv; echo $? > file'`: tmux 3.3 sometimes leaves a quickly exiting
+    // pane program unreaped (a zombie, no pane_dead_status), so the status comes from sh instead.
     open: async (name, argv, size) => {
-      await tmux('new-session', '-d', '-s', name, '-x', String(size.cols), '-y', String(size.rows), '--', ...argv);
+      const script = 'st=$1; shift; "$@"; echo $? > "$st"';
+      await tmux('new-session', '-d', '-s', name, '-x', String(size.cols), '-y', String(size.rows), '--', '/bin/sh', '-c', script, 'sh', join(dir, `${name}.status`), ...argv);
     },
     screen,
     waitFor: (name, pattern, timeoutMs = 30_000) =>
@@ -58,11 +61,8 @@ export async function createTerminals(socket: string): Promise<Terminals> {
       poll(
         `${name} did not end`,
         async () => {
-          // tmux marks the pane dead when its terminal closes, and learns the status when it reaps the program: wait for both.
-          const [dead, status, signal] = (await tmux('display-message', '-p', '-t', name, '#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}')).stdout.trim().split(':');
-          if (dead !== '1') return undefined;
-          if (status) return Number(status);
-          return signal ? 128 + Number(signal) : undefined;
+          const text = await readFile(join(dir, `${name}.status`), 'utf8').catch(() => '');
+          return /^\d+\n$/.test(text) ? Number(text) : undefined;
         },
         timeoutMs,
         () => screen(name),

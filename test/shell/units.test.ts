@@ -272,3 +272,33 @@ test('setup refuses a session command whose program is not there, before changin
   await t.throwsAsync(setupGateway(options), { message: /sessionCommand\[1\]: \/nonexistent-vzsb\/dist\/shell\/main\.js does not exist/ });
   t.not((await run('getent', ['group', 'vzsbunitgrp'])).exitCode, 0, 'no group was created');
 });
+
+test('sshd readiness: the connection that saw the banner is handed over with the banner; refusals and non-SSH answers time out with the reason', async (t) => {
+  const { connectWhenReady } = await import('../../src/shell/sshd-ready.js');
+  const { createServer: createTcpServer } = await import('node:net');
+  const banner = 'SSH-2.0-OpenSSH_test\r\n';
+  const greeter = createTcpServer((s) => s.end(banner + 'more'));
+  greeter.listen(0, '127.0.0.1');
+  await once(greeter, 'listening');
+  t.teardown(() => greeter.close());
+  const sock = await connectWhenReady({ host: '127.0.0.1', port: (greeter.address() as { port: number }).port, timeoutMs: 2000, what: 'greeter' });
+  const chunks: Buffer[] = [];
+  sock.on('data', (c: Buffer) => chunks.push(c));
+  sock.resume();
+  await once(sock, 'end');
+  t.is(Buffer.concat(chunks).toString(), banner + 'more', 'the banner is read again by the next reader');
+  sock.destroy();
+
+  const http = createTcpServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  http.listen(0, '127.0.0.1');
+  await once(http, 'listening');
+  t.teardown(() => http.close());
+  const err = await t.throwsAsync<VzsbError>(connectWhenReady({ host: '127.0.0.1', port: (http.address() as { port: number }).port, timeoutMs: 300, what: 'web' }));
+  t.is(err!.code, 'E_SSH_TIMEOUT');
+  t.regex(String(err!.details), /web: sshd at 127\.0\.0\.1:\d+ did not answer within 300 ms \(not an SSH banner: "HTTP\/1\.1 400 Bad Req"\)/);
+
+  const started = performance.now();
+  const refused = await t.throwsAsync<VzsbError>(connectWhenReady({ host: '127.0.0.1', port: Number(new URL(await deadUrl()).port), timeoutMs: 300, what: 'nothing' }));
+  t.regex(String(refused!.details), /ECONNREFUSED/);
+  t.true(performance.now() - started < 1000);
+});

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { VzsbError } from '../common/errors.js';
-import { AdminClient } from './client.js';
-import { resolveAdminTarget, type AdminFlags } from './config.js';
+import type { AdminClient } from './client.js';
+import type { AdminFlags } from './config.js';
 
 /**
  * The options every instructor command shares, and the client they lead to. `--token` exists
@@ -35,6 +35,8 @@ export function withAdminOptions<T>(yargs: Argv<T>): Argv<T & AdminArgs> {
 }
 
 export async function adminClientFrom(argv: AdminFlags): Promise<AdminClient> {
+  // loaded on use: the option builder above is on every vzsb start (yargs builds all commands)
+  const [{ AdminClient }, { resolveAdminTarget }] = await Promise.all([import('./client.js'), import('./config.js')]);
   const target = await resolveAdminTarget({ balancer: argv.balancer, tokenFile: argv.tokenFile, timeout: argv.timeout, inventory: argv.inventory });
   return new AdminClient(target);
 }

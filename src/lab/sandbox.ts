@@ -7,6 +7,7 @@ import { labInventoryYaml } from './inventory.js';
 import { createLab, readLab, type Lab, type LabEnv } from './lab.js';
 import type { LabHostSpec } from './options.js';
 import { generateKeyPair } from './ssh-keys.js';
+import { SANDBOX_STUDENTS } from './students.js';
 
 /** One host per role, two hypervisors (so failover can be tried); hypervisors run containers. */
 export const SANDBOX_HOSTS: LabHostSpec[] = [
@@ -16,7 +17,7 @@ export const SANDBOX_HOSTS: LabHostSpec[] = [
   { name: 'gw1', groups: ['gateways'] },
 ];
 
-export const SANDBOX_STUDENTS = ['student1', 'student2', 'student3'];
+export { SANDBOX_STUDENTS };
 
 export function studentKeyFile(lab: Lab): string {
   return join(lab.dir, 'student_ed25519');

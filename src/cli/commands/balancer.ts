@@ -1,8 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
 import { VzsbError } from '../../common/errors.js';
-import { createLogger } from '../../common/log.js';
-import { loadBalancerConfig } from '../../daemons/balancer/config.js';
-import { startBalancer } from '../../daemons/balancer/serve.js';
 
 interface BalancerArgs {
   config: string;
@@ -23,6 +20,11 @@ export const balancerCommand: CommandModule<object, BalancerArgs> = {
       .example('$0 balancer --config /etc/vzsandbox/balancer.yaml', 'run the daemon')
       .example('$0 balancer --check -c balancer.yaml', 'validate a configuration') as unknown as Argv<BalancerArgs>,
   handler: async (argv) => {
+    const [{ createLogger }, { loadBalancerConfig }, { startBalancer }] = await Promise.all([
+      import('../../common/log.js'),
+      import('../../daemons/balancer/config.js'),
+      import('../../daemons/balancer/serve.js'),
+    ]);
     const config = await loadBalancerConfig(argv.config);
     if (argv.check) {
       process.stdout.write(`${argv.config}: ok (${config.hypervisors.length} hypervisor(s): ${config.hypervisors.map((h) => h.name).join(', ')})\n`);

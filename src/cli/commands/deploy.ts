@@ -1,9 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
-import { parse as parseYaml } from 'yaml';
+import { join } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
-import { defaultPlaybook, deploy } from '../../provision/deploy.js';
-import { humanReporter } from '../../provision/reporters/human.js';
-import { jsonReporter } from '../../provision/reporters/json.js';
+import { packageRoot } from '../../common/paths.js';
 
 interface DeployArgs {
   inventory: string;
@@ -25,6 +23,7 @@ interface DeployArgs {
 
 /** `-e key=value`, `-e '{"k": 1}'` or `-e @file.yaml`, as ansible-playbook takes them. */
 async function extraVars(list: string[] = []): Promise<Record<string, unknown>> {
+  const { parse: parseYaml } = await import('yaml');
   const out: Record<string, unknown> = {};
   for (const item of list) {
     if (item.startsWith('@')) {
@@ -47,7 +46,7 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
   builder: (yargs: Argv<object>) =>
     yargs
       .positional('inventory', { type: 'string', demandOption: true, describe: 'Ansible-style YAML inventory' })
-      .positional('playbook', { type: 'string', describe: `Playbook to apply (default: ${defaultPlaybook()}, every role)` })
+      .positional('playbook', { type: 'string', describe: `Playbook to apply (default: ${join(packageRoot(), 'playbooks', 'site.yaml')}, every role)` })
       .option('limit', { alias: 'l', type: 'string', describe: 'Only hosts matching this pattern (host, group, glob, ~regex, !exclude, &intersect)' })
       .option('tags', { alias: 't', type: 'string', array: true, describe: 'Only tasks with these tags (comma-separated or repeated)' })
       .option('skip-tags', { type: 'string', array: true, describe: 'Skip tasks with these tags' })
@@ -67,6 +66,11 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
       .epilogue('Exit codes: 0 all hosts ok; 1 bad input (inventory, playbook, options); 2 a host failed; 4 a host was unreachable; 6 both.') as unknown as Argv<DeployArgs>,
   handler: async (argv) => {
     if (!Number.isInteger(argv.forks) || argv.forks < 1) throw new VzsbError('E_USAGE', `--forks: expected a whole number >= 1, got ${argv.forks}`);
+    const [{ deploy }, { humanReporter }, { jsonReporter }] = await Promise.all([
+      import('../../provision/deploy.js'),
+      import('../../provision/reporters/human.js'),
+      import('../../provision/reporters/json.js'),
+    ]);
     const write = (s: string) => process.stdout.write(s);
     const reporter = argv.json
       ? jsonReporter(write)

@@ -1,6 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
 import { VzsbError } from '../../common/errors.js';
-import { ansibleJson, inventoryGraph, inventoryList, loadInventory, selectHosts } from '../../provision/inventory/index.js';
 
 interface InventoryArgs {
   inventory: string;
@@ -33,6 +32,7 @@ export const inventoryCommand: CommandModule<object, InventoryArgs> = {
       .example('$0 inventory inventory.yaml --graph', 'the group tree with its hosts')
       .example("$0 inventory inventory.yaml --graph --limit 'all:!gateways'", 'the tree without the gateways') as unknown as Argv<InventoryArgs>,
   handler: async (argv) => {
+    const { ansibleJson, inventoryGraph, inventoryList, loadInventory, selectHosts } = await import('../../provision/inventory/index.js');
     const inventory = await loadInventory(argv.inventory);
     for (const warning of inventory.warnings) process.stderr.write(`vzsb: warning: ${warning}\n`);
     const selected = argv.limit !== undefined ? selectHosts(inventory, argv.limit) : undefined;

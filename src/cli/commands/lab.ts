@@ -2,8 +2,11 @@ import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { VzsbError } from '../../common/errors.js';
-import { createLab, createSandboxLab, destroyLab, inventoryFile, listLabs, loginArgs, readLab, SANDBOX_STUDENTS, type Lab } from '../../lab/index.js';
-import { labInventoryYaml } from '../../lab/inventory.js';
+import type { Lab } from '../../lab/index.js';
+import { SANDBOX_STUDENTS } from '../../lab/students.js';
+
+/** Kept out of the start of every vzsb command: the lab's code is loaded when a lab command runs. */
+const labModule = () => import('../../lab/index.js');
 
 interface LabArgs {
   name?: string;
@@ -43,6 +46,8 @@ export const labCommand: CommandModule<object, LabArgs> = {
             .example('$0 lab up --sandbox', 'hosts for every role and an inventory for vzsb deploy (lab "sandbox")')
             .example('$0 lab up demo --hosts 2 --nesting', 'two hosts that can run containers'),
         async (argv) => {
+          const { createLab, createSandboxLab, inventoryFile } = await labModule();
+          const { labInventoryYaml } = await import('../../lab/inventory.js');
           const started = performance.now();
           const progress = (line: string) => process.stderr.write(`vzsb: ${line}\n`);
           let lab: Lab;
@@ -65,6 +70,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
         'Remove every container, the bridge and the state of a lab',
         (y) => y.positional('name', { type: 'string', default: 'lab', describe: 'Lab name' }).example('$0 lab down sandbox', ''),
         async (argv) => {
+          const { destroyLab } = await labModule();
           const started = performance.now();
           await destroyLab(argv.name!);
           out(`lab ${argv.name} is gone (${seconds(started)} s)`);
@@ -72,6 +78,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
         },
       )
       .command<LabArgs>('list', 'Names of the labs on this machine', (y) => y, async (argv) => {
+        const { listLabs } = await labModule();
         for (const name of await listLabs()) out(name);
         argv.exitCode = 0;
       })
@@ -80,6 +87,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
         'Hosts, addresses and files of a lab',
         (y) => y.positional('name', { type: 'string', default: 'lab', describe: 'Lab name' }),
         async (argv) => {
+          const { readLab, inventoryFile } = await labModule();
           const lab = await readLab(argv.name!);
           if (!lab) throw new VzsbError('E_LAB_MISSING', `no lab ${argv.name} on this machine (vzsb lab list shows them)`);
           out(`lab ${lab.name}: ${lab.bridge} ${lab.subnet}, key ${lab.keyFile}, known_hosts ${lab.knownHostsFile}`);
@@ -101,6 +109,7 @@ export const labCommand: CommandModule<object, LabArgs> = {
         async (argv) => {
           // words after `--` land in argv._ after "lab login"
           const command = [...(argv.command ?? []), ...((argv as unknown as { _: unknown[] })._.slice(2).map(String))];
+          const { loginArgs } = await labModule();
           const args = await loginArgs(argv.lab!, argv.user!, command);
           argv.exitCode = await new Promise<number>((resolve, reject) => {
             const child = spawn('ssh', args, { stdio: 'inherit' });

@@ -128,6 +128,30 @@ test.serial('vzsb pools reset --all leaves containers in use alone, and resets t
   t.is(after, 'fresh', "the student's file is gone after the forced reset");
 });
 
+test.serial('20 students logging in at once get 20 distinct containers', async (t) => {
+  const students = Array.from({ length: 20 }, (_, i) => `crowd${i + 1}`);
+  const key = (await ssh('gw1', 'cat /home/student1/.ssh/authorized_keys')).stdout.trim();
+  const added = await apply({ extraVars: { students: [...['student1', 'student2', 'student3'], ...students].map((name) => ({ name, ssh_keys: [key] })) } });
+  t.is(added.result.exitCode, 0);
+  const results = await Promise.all(students.map((u) => student(u, 'hostname -I')));
+  for (const [i, r] of results.entries()) t.is(r.exitCode, 0, `${students[i]}: ${r.stderr}`);
+  const addresses = results.map((r) => r.stdout.trim().split(/\s+/)[0]);
+  t.is(new Set(addresses).size, 20, addresses.join(' '));
+});
+
+test.serial('with one hypervisor stopped, students still log in on the other', async (t) => {
+  await ssh('hyp1', 'systemctl stop vzsb-hypervisor');
+  try {
+    for (const u of ['student1', 'student2']) {
+      const r = await student(u, 'hostname -I');
+      t.is(r.exitCode, 0, r.stderr);
+      t.regex(r.stdout, /^10\.250\.2\./, `${u} lands on hyp2's network`);
+    }
+  } finally {
+    await ssh('hyp1', 'systemctl start vzsb-hypervisor');
+  }
+});
+
 test.serial('changing one template variable changes that file and restarts only the service that uses it', async (t) => {
   const pid = async (n: string, unit: string) => (await ssh(n, `systemctl show -p MainPID --value ${unit}`)).stdout.trim();
   const before = { hyp1: await pid('hyp1', 'vzsb-hypervisor'), bal1: await pid('bal1', 'vzsb-balancer') };

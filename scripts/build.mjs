@@ -3,6 +3,7 @@
 // session process, which starts on every student login, gets its own smaller bundle,
 // dist/shell/main.js, with only what a session needs.
 import { build } from 'esbuild';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 
 const banner = [
   "import { createRequire as __vzsbRequire } from 'node:module';",
@@ -30,3 +31,15 @@ await Promise.all([
   build({ ...common, entryPoints: ['src/cli/entry.ts'], outfile: 'dist/vzsb.mjs' }),
   build({ ...common, entryPoints: ['src/shell/main.ts'], outfile: 'dist/shell/main.js' }),
 ]);
+
+// ssh2's optional native crypto (built by its install script when npm runs it): next to the
+// bundles, where their relative require finds it. It saves about 200 ms per SSH connection (the
+// pure-JS path compiles a WASM Poly1305 first). It loads only under the Node.js it was built
+// for; elsewhere (Debian's Node 18 on deployed hosts) ssh2 falls back to its JS path.
+const binding = 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node';
+if (existsSync(binding)) {
+  for (const dir of ['dist/crypto/build/Release', 'dist/shell/crypto/build/Release']) {
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(binding, `${dir}/sshcrypto.node`);
+  }
+}

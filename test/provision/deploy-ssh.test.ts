@@ -159,3 +159,21 @@ test.serial('an unknown host key is refused unless new keys are accepted; a chan
   t.is(mismatch.exitCode, 4);
   t.regex(mitm.hosts[0]!.error ?? '', /HOST KEY MISMATCH/);
 });
+
+test.serial('ProxyJump from ~/.ssh/config: the connection to a host goes through the jump host', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { connectSsh } = await import('../../src/provision/connectors/ssh.js');
+  const [jump, target] = [lab.hosts[0]!, lab.hosts[1]!];
+  const config = join(mkdtempSync(join(tmpdir(), 'vzsb-sshcfg-')), 'config');
+  writeFileSync(config, `Host target\n  HostName ${target.address}\n  User root\n  IdentityFile ${target.keyFile}\n  ProxyJump root@${jump.address}\n`);
+  const conn = await connectSsh({ name: 'target', host: 'target', port: undefined, user: undefined, privateKeyFile: undefined }, { sshConfigFile: config, knownHostsFiles: [target.knownHostsFile] });
+  try {
+    const r = await conn.run('hostname; echo $SSH_CONNECTION', { become: false });
+    const [name, connection] = r.stdout.trim().split('\n');
+    t.is(name, target.name);
+    t.is(connection!.split(' ')[0], jump.address, 'the target sees the jump host as the client');
+  } finally {
+    await conn.close();
+  }
+});

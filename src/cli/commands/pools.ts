@@ -77,6 +77,12 @@ const resetCommand: CommandModule<object, ResetArgs> = {
 export const poolsCommand: CommandModule<object, object> = {
   command: 'pools <action>',
   describe: 'Instructors: status and reset of the container pools, through a balancer',
-  builder: (yargs: Argv<object>) => yargs.command(statusCommand as CommandModule<object, object>).command(resetCommand as CommandModule<object, object>).demandCommand(1, 'Name an action: status or reset.'),
+  builder: (yargs: Argv<object>) =>
+    yargs
+      .command(statusCommand as CommandModule<object, object>)
+      .command(resetCommand as CommandModule<object, object>)
+      .demandCommand(1, 'Name an action: status or reset.')
+      .example('$0 pools status -i inventory.yaml', 'the pools of a deployed inventory (its balancers and admin token)')
+      .example('$0 pools reset --all -i inventory.yaml', 'reset every container nobody is logged into'),
   handler: () => {},
 };

@@ -1,3 +1,4 @@
 #!/usr/bin/env node
-// The bundled CLI (npm run build). Exit codes: see docs/cli.md.
-import '../dist/vzsb.mjs';
+// The CLI as built by `npm run build` (split into chunks: a command loads only its own code).
+// Exit codes: see docs/provisioning.md and docs/instructors.md.
+import '../dist/cli/entry.js';

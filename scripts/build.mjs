@@ -28,7 +28,10 @@ const common = {
 };
 
 await Promise.all([
+  // for hosts: one file
   build({ ...common, entryPoints: ['src/cli/entry.ts'], outfile: 'dist/vzsb.mjs' }),
+  // for this machine (bin/vzsb.js): split, so a command compiles only the code it loads
+  build({ ...common, entryPoints: ['src/cli/entry.ts'], outdir: 'dist/cli', splitting: true, chunkNames: 'chunks/[name]-[hash]', sourcemap: false }),
   build({ ...common, entryPoints: ['src/shell/main.ts'], outfile: 'dist/shell/main.js' }),
 ]);
 
@@ -38,7 +41,7 @@ await Promise.all([
 // for; elsewhere (Debian's Node 18 on deployed hosts) ssh2 falls back to its JS path.
 const binding = 'node_modules/ssh2/lib/protocol/crypto/build/Release/sshcrypto.node';
 if (existsSync(binding)) {
-  for (const dir of ['dist/crypto/build/Release', 'dist/shell/crypto/build/Release']) {
+  for (const dir of ['dist/crypto/build/Release', 'dist/shell/crypto/build/Release', 'dist/cli/chunks/crypto/build/Release']) {
     mkdirSync(dir, { recursive: true });
     copyFileSync(binding, `${dir}/sshcrypto.node`);
   }

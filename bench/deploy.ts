@@ -7,7 +7,7 @@
  *
  * Prints the median of each and the ratios. Runs alternate between tools to spread noise.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -62,7 +62,11 @@ async function main() {
       ANSIBLE_FORKS: '10',
       ANSIBLE_LOCAL_TEMP: mkdtempSync(join(tmpdir(), 'ansible-tmp-')),
     };
-    const ansibleRun = () => run('ansible-playbook', ['-i', inventory, ansiblePlaybook], { env: ansibleEnv, timeoutMs: 600_000 });
+    // Ansible as it runs by default (gather_facts on: vzsb gathers its facts too), and without
+    // fact gathering (its fastest).
+    const withFacts = join(mkdtempSync(join(tmpdir(), 'vzsb-bench-pb-')), 'noop-20.ansible-facts.yaml');
+    writeFileSync(withFacts, readFileSync(ansiblePlaybook, 'utf8').replace(/^  gather_facts: false\n/m, ''));
+    const ansibleRun = (playbook = withFacts) => run('ansible-playbook', ['-i', inventory, playbook], { env: ansibleEnv, timeoutMs: 600_000 });
 
     // The floor: every check of the playbook, as the one script vzsb sends, over 4 fresh OpenSSH logins at once.
     const inv = await loadInventory(inventory);
@@ -90,7 +94,7 @@ async function main() {
     const ansibleChanged = [...ansiblePrime.stdout.matchAll(/changed=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
     process.stdout.write(`ansible after vzsb: changed=${ansibleChanged} (0 means both tools agree on the state)\n`);
 
-    const t = { vzsb: [] as number[], ansible: [] as number[], floor: [] as number[] };
+    const t = { vzsb: [] as number[], ansible: [] as number[], ansibleNoFacts: [] as number[], floor: [] as number[] };
     let roundTrips = 0;
     let changedNoop = 0;
     for (let i = 0; i < runs; i++) {
@@ -106,22 +110,27 @@ async function main() {
       const a = await timed(ansibleRun);
       if (a.value.exitCode !== 0) throw new Error(`ansible-playbook failed: ${a.value.stdout.slice(-2000)}`);
       t.ansible.push(a.ms);
+      const an = await timed(() => ansibleRun(ansiblePlaybook));
+      if (an.value.exitCode !== 0) throw new Error(`ansible-playbook failed: ${an.value.stdout.slice(-2000)}`);
+      t.ansibleNoFacts.push(an.ms);
       const f = await timed(floor);
       if (f.value.some((r) => r.exitCode !== 0)) throw new Error('floor ssh run failed');
       t.floor.push(f.ms);
-      process.stdout.write(`run ${i + 1}/${runs}: vzsb ${fmtMs(v.ms)}  ansible ${fmtMs(a.ms)}  floor ${fmtMs(f.ms)}\n`);
+      process.stdout.write(`run ${i + 1}/${runs}: vzsb ${fmtMs(v.ms)}  ansible ${fmtMs(a.ms)}  ansible without facts ${fmtMs(an.ms)}  floor ${fmtMs(f.ms)}\n`);
     }
     const mv = median(t.vzsb);
     const ma = median(t.ansible);
     const mf = median(t.floor);
+    const man = median(t.ansibleNoFacts);
     process.stdout.write(
       [
         '',
         `20-task no-op playbook on 4 hosts, median of ${runs} runs:`,
         `  vzsb deploy                  ${fmtMs(mv).padStart(10)}   (max ${roundTrips} round trips per host after connecting; changed=${changedNoop})`,
-        `  ansible-playbook (pipelined) ${fmtMs(ma).padStart(10)}`,
+        `  ansible-playbook (pipelined) ${fmtMs(ma).padStart(10)}   (its defaults: gather_facts on, as vzsb gathers its own)`,
+        `  ansible-playbook, no facts   ${fmtMs(man).padStart(10)}   (gather_facts: false, its fastest)`,
         `  floor: 4 parallel ssh logins ${fmtMs(mf).padStart(10)}`,
-        `  ansible / vzsb   = ${(ma / mv).toFixed(1)}x`,
+        `  ansible / vzsb   = ${(ma / mv).toFixed(1)}x   (without facts: ${(man / mv).toFixed(1)}x)`,
         `  vzsb / floor     = ${(mv / mf).toFixed(2)}x`,
         '',
       ].join('\n'),

@@ -5,6 +5,7 @@ import { run } from '../../src/common/exec.js';
 import { createSandboxLab, destroyLab, inventoryFile, loginArgs, pruneStaleLabs, type Lab } from '../../src/lab/index.js';
 import { deploy } from '../../src/provision/deploy.js';
 import { collectingReporter } from '../helpers/deploy.js';
+import { createTerminals } from '../shell/terminal.js';
 
 // The whole system from bare lab hosts: vzsb deploy of site.yaml over real SSH to two
 // hypervisors (LXC inside), a balancer and a gateway; students log in with OpenSSH's ssh.
@@ -108,6 +109,23 @@ test.serial('a student lands as root in a container; it reaches neither the hype
   } finally {
     other.end();
     await other.exited;
+  }
+});
+
+test.serial('through a real terminal: a root prompt, window size and resize, the exit status comes back', async (t) => {
+  const term = await createTerminals(`vzsb-e2e-${process.pid}`);
+  try {
+    await term.open('s1', ['ssh', ...(await loginArgs(name, 'student1'))], { cols: 100, rows: 30 });
+    await term.waitFor('s1', /root@vzsb-\d{4}:~# $/m);
+    await term.type('s1', 'stty size; tty');
+    await term.waitFor('s1', /^30 100\n\/dev\/pts\/\d+$/m);
+    await term.resize('s1', { cols: 120, rows: 40 });
+    await term.type('s1', 'stty size');
+    await term.waitFor('s1', /^40 120$/m);
+    await term.type('s1', 'exit 7');
+    t.is(await term.exitStatus('s1'), 7);
+  } finally {
+    await term.close();
   }
 });
 

@@ -93,7 +93,6 @@ export function displayCommand(cmd: Command): string {
 function changedTest(cw: ChangedWhen | undefined): string {
   if (!cw) return 'vzsb_changed=1';
   if ('always' in cw) return `vzsb_changed=${cw.always ? 1 : 0}`;
-  if ('rc' in cw) return 'vzsb_changed=1';
   if ('stdoutContains' in cw) return `if grep -qF -- ${quote(cw.stdoutContains)} "$vzsb_t/o"; then vzsb_changed=1; else vzsb_changed=0; fi`;
   return `if grep -qF -- ${quote(cw.stdoutNotContains)} "$vzsb_t/o"; then vzsb_changed=0; else vzsb_changed=1; fi`;
 }

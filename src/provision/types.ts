@@ -63,7 +63,7 @@ export interface Plan {
 }
 
 /** Decided from the command's result, on the control machine. */
-export type ChangedWhen = { always: boolean } | { rc: number[] } | { stdoutContains: string } | { stdoutNotContains: string };
+export type ChangedWhen = { always: boolean } | { stdoutContains: string } | { stdoutNotContains: string };
 
 /** What the host looks like, as far as planning is concerned. */
 export interface HostFacts {

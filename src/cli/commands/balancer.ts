@@ -1,13 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
-import { VzsbError } from '../../common/errors.js';
+import { daemonExitCode } from '../daemon-exit.js';
 
 interface BalancerArgs {
   config: string;
   check?: boolean;
   exitCode?: number;
 }
-
-const CONFIG_CODES = new Set(['E_INVALID', 'E_CONFIG']);
 
 /** `vzsb balancer`: the balancer daemon. Config errors exit 1; a daemon that cannot run (port taken) exits 3. */
 export const balancerCommand: CommandModule<object, BalancerArgs> = {
@@ -32,15 +30,9 @@ export const balancerCommand: CommandModule<object, BalancerArgs> = {
       return;
     }
     const logger = createLogger({ level: config.log.level, base: { daemon: 'balancer' } });
-    try {
+    argv.exitCode = await daemonExitCode(logger, async () => {
       const daemon = await startBalancer(config, { logger });
       await daemon.stopped;
-      argv.exitCode = 0;
-    } catch (err) {
-      if (err instanceof VzsbError && CONFIG_CODES.has(err.code)) throw err;
-      logger.error('daemon.failed', { error: err });
-      process.stderr.write(`vzsb: ${err instanceof Error ? err.message : String(err)}\n`);
-      argv.exitCode = 3;
-    }
+    });
   },
 };

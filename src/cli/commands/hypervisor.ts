@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { Argv, CommandModule } from 'yargs';
-import { VzsbError } from '../../common/errors.js';
+import { daemonExitCode } from '../daemon-exit.js';
 
 interface HypervisorArgs {
   action: 'run' | 'reclaim';
@@ -11,7 +11,6 @@ interface HypervisorArgs {
 }
 
 /** Config and usage errors exit 1; a daemon that cannot run (lock held, port taken, driver failure) exits 3. */
-const CONFIG_CODES = new Set(['E_INVALID', 'E_CONFIG']);
 
 /** `vzsb hypervisor`: the hypervisor daemon, and its cron.d backstop `reclaim --once`. */
 export const hypervisorCommand: CommandModule<object, HypervisorArgs> = {
@@ -47,7 +46,7 @@ export const hypervisorCommand: CommandModule<object, HypervisorArgs> = {
       return;
     }
     const logger = createLogger({ level: config.log.level, base: { daemon: 'hypervisor', hypervisor: hostname() } });
-    try {
+    argv.exitCode = await daemonExitCode(logger, async () => {
       if (argv.action === 'reclaim') {
         const result = await reclaimOnce(config, { source: argv.config, logger });
         process.stdout.write(JSON.stringify({ via: result.via, ...result.report }) + '\n');
@@ -55,12 +54,6 @@ export const hypervisorCommand: CommandModule<object, HypervisorArgs> = {
         const daemon = await startHypervisor(config, { source: argv.config, logger });
         await daemon.stopped;
       }
-      argv.exitCode = 0;
-    } catch (err) {
-      if (err instanceof VzsbError && CONFIG_CODES.has(err.code)) throw err;
-      logger.error('daemon.failed', { error: err });
-      process.stderr.write(`vzsb: ${err instanceof Error ? err.message : String(err)}\n`);
-      argv.exitCode = 3;
-    }
+    });
   },
 };

@@ -61,7 +61,7 @@ export async function connectSsh(target: SshTarget, options: SshOptions = {}): P
       const jport = m[3] ? Number(m[3]) : (jcfg.port ?? 22);
       const jclient = await open(jhost, jport, m[1] ?? jcfg.user ?? user, jcfg.identityFiles.length ? jcfg.identityFiles : keyFiles, sock, `${target.name} (via ${jump})`);
       clients.push(jclient);
-      sock = await forward(jclient, m[2] === jhost ? jhost : jhost, 0, host, port, target.name);
+      sock = await forward(jclient, host, port, target.name);
       stats.channels++;
     }
     const client = await open(host, port, user, keyFiles, sock, target.name);
@@ -128,7 +128,7 @@ function readKey(file: string, name: string): Buffer | undefined {
   }
 }
 
-function forward(client: Client, _via: string, _port: number, host: string, port: number, name: string): Promise<Duplex> {
+function forward(client: Client, host: string, port: number, name: string): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     client.forwardOut('127.0.0.1', 0, host, port, (err, stream) => {
       if (err) reject(new UnreachableError(name, `jump host could not reach ${host}:${port}: ${err.message}`, err));

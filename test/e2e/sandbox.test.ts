@@ -14,7 +14,9 @@ const cli = join(import.meta.dirname, '../../bin/vzsb.js');
 let lab: Lab;
 let inventory: string;
 
-test.before(async () => {
+test.before(async (t) => {
+  // A fresh machine first builds two debootstrap trees (a minute or more each).
+  t.timeout(20 * 60_000, 'creating the sandbox lab');
   await pruneStaleLabs();
   lab = await createSandboxLab(name, { ownerPid: process.pid });
   inventory = inventoryFile(lab);

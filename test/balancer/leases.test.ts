@@ -182,9 +182,9 @@ test('a hypervisor answering garbage is failed over and reported, and the balanc
     if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: 'ok', capacity: { clean: 9, leased: 0, building: 0, dirty: 0, broken: 0, max: 9, standby: 9 } }));
-    } else if (req.url === '/v1/containers') {
+    } else if (req.url === '/v1/containers' || req.url?.startsWith('/v1/users/')) {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ capacity: 'lots', containers: null }));
+      res.end(JSON.stringify({ capacity: 'lots', containers: null, container: 7 }));
     } else {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end('<html>hello</html>');

@@ -89,6 +89,7 @@ const ENDPOINTS: { method: string; path: string; scope: keyof typeof TOKENS; bod
   { method: 'DELETE', path: '/v1/leases/alice', scope: 'lease' },
   { method: 'GET', path: '/v1/leases', scope: 'admin' },
   { method: 'GET', path: '/v1/containers', scope: 'admin' },
+  { method: 'GET', path: '/v1/users/alice', scope: 'admin' },
   { method: 'POST', path: '/v1/containers/vzsb-0001/reset', scope: 'admin', body: {} },
   { method: 'POST', path: '/v1/leases/alice/reset', scope: 'admin', body: {} },
   { method: 'POST', path: '/v1/reset', scope: 'admin', body: {} },
@@ -139,6 +140,12 @@ test('lease, renew and release over HTTP', async (t) => {
   t.is(typeof lease.ms, 'number');
   const again = await api.call('POST', '/v1/leases', { token: TOKENS.lease, body: { user: 'alice', publicKey: KEY } });
   t.is(again.body.container, lease.container);
+  // the balancer's per-lease lookup
+  const held = await api.call('GET', '/v1/users/alice', { token: TOKENS.admin });
+  t.like(held.body, { container: { id: lease.container, state: 'leased', user: 'alice' } });
+  t.is(typeof held.body.capacity.clean, 'number');
+  t.is((await api.call('GET', '/v1/users/bob', { token: TOKENS.admin })).body.container, null);
+  t.is((await api.call('GET', '/v1/users/Bad!', { token: TOKENS.admin })).status, 400);
   t.true(again.body.renewed);
 
   const listed = await api.call('GET', '/v1/leases');

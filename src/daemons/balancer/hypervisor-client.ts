@@ -73,6 +73,9 @@ const containerSchema = z.looseObject({
 const containersResponseSchema = z.looseObject({ capacity: capacitySchema, containers: z.array(containerSchema) });
 export type ContainersResponse = z.infer<typeof containersResponseSchema>;
 
+const userStatusSchema = z.looseObject({ capacity: capacitySchema, container: containerSchema.nullable() });
+export type UserStatus = z.infer<typeof userStatusSchema>;
+
 const leaseViewSchema = z.looseObject({
   user: z.string(),
   container: z.string(),
@@ -124,6 +127,11 @@ export class HypervisorClient {
 
   release(user: string, timeoutMs: number): Promise<ReleaseResponse> {
     return this.call('DELETE', `/v1/leases/${encodeURIComponent(user)}`, undefined, timeoutMs, releaseResponseSchema);
+  }
+
+  /** The hypervisor's capacity and the container it holds for `user` (leased or being built), if any. */
+  userStatus(user: string, timeoutMs: number): Promise<UserStatus> {
+    return this.call('GET', `/v1/users/${encodeURIComponent(user)}`, undefined, timeoutMs, userStatusSchema);
   }
 
   containers(timeoutMs: number): Promise<ContainersResponse> {

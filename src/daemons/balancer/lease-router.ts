@@ -155,10 +155,9 @@ export class LeaseRouter {
     await Promise.all(
       up.map(async (client) => {
         try {
-          const { capacity, containers } = await client.containers(Math.max(1, timeoutMs));
+          const { capacity, container: mine } = await client.userStatus(user, Math.max(1, timeoutMs));
           look.capacity.set(client.name, capacity);
           this.deps.health.reportSuccess(client.name, capacity);
-          const mine = containers.find((c) => c.user === user && (c.state === 'leased' || c.state === 'building'));
           if (mine) {
             look.holder = client.name;
             this.remember(user, { hypervisor: client.name, container: mine.id });

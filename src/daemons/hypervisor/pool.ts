@@ -683,6 +683,11 @@ export class Pool {
       .map((r) => ({ id: r.id, state: r.state, user: r.user ?? r.reservedFor ?? null, since: new Date(r.since).toISOString(), address: r.address ?? null }));
   }
 
+  /** The container leased to (or being built for) a user, if any: the balancer's lookup on every lease. */
+  containerOf(user: string): ContainerView | null {
+    return this.containers().find((c) => c.user === user && (c.state === 'leased' || c.state === 'building')) ?? null;
+  }
+
   leases(): LeaseView[] {
     return [...this.records.values()]
       .filter((r) => r.state === 'leased' && r.user)

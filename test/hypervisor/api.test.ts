@@ -16,6 +16,7 @@ import { parseHypervisorConfig, type HypervisorConfig } from '../../src/daemons/
 import { LeaseStore } from '../../src/daemons/hypervisor/lease-store.js';
 import { HypervisorMetrics } from '../../src/daemons/hypervisor/metrics.js';
 import { Pool } from '../../src/daemons/hypervisor/pool.js';
+import { httpCall } from '../helpers/daemons.js';
 
 const TOKENS = {
   lease: 'lease-token-0123456789abcdef',
@@ -62,24 +63,10 @@ async function startApi(t: ExecutionContext, pool: { standby: number; max: numbe
     pool: p,
     driver,
     logLines,
-    async call(method, path, options = {}) {
-      const headers: Record<string, string> = { ...options.headers };
+    call(method, path, options = {}) {
+      // the admin token unless told otherwise; null sends none
       const token = options.token === undefined ? TOKENS.admin : options.token;
-      if (token !== null) headers.authorization = `Bearer ${token}`;
-      let body: string | undefined = options.raw;
-      if (options.body !== undefined) {
-        body = JSON.stringify(options.body);
-        headers['content-type'] ??= 'application/json';
-      }
-      const res = await fetch(served.url + path, { method, headers, body });
-      const text = await res.text();
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-      return { status: res.status, body: parsed, text, headers: res.headers };
+      return httpCall(served.url, method, path, { ...options, token: token ?? undefined });
     },
   };
 }

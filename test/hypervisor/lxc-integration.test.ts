@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { run } from '../../src/common/exec.js';
-import { eventually } from '../../src/daemons/drivers/conformance.js';
+import { eventually, sshExec } from '../../src/daemons/drivers/conformance.js';
 import { lxcDriverConfigSchema } from '../../src/daemons/drivers/lxc-config.js';
 import { LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
@@ -94,18 +94,11 @@ function connect(l: LeaseBody, privateKey: string): Promise<InstanceType<typeof 
 
 async function sshRun(l: LeaseBody, privateKey: string, command: string): Promise<string> {
   const client = await connect(l, privateKey);
-  return new Promise((resolve, reject) => {
-    client.exec(command, (err, stream) => {
-      if (err) return reject(err);
-      let out = '';
-      stream.on('data', (d: Buffer) => (out += d.toString()));
-      stream.stderr.on('data', () => {});
-      stream.on('close', () => {
-        client.end();
-        resolve(out);
-      });
-    });
-  });
+  try {
+    return await sshExec(client, command);
+  } finally {
+    client.end();
+  }
 }
 
 /** An interactive shell session left open (what the idle rule must see). */

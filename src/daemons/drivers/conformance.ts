@@ -298,7 +298,8 @@ function sshLogin(host: string, privateKey: string, expectedHostKey: string): Pr
   });
 }
 
-function sshExec(client: Client, command: string): Promise<string> {
+/** Run a command on an ssh2 connection and collect its stdout (tests of real containers). */
+export function sshExec(client: Client, command: string): Promise<string> {
   return new Promise((resolve, reject) => {
     client.exec(command, (err, stream) => {
       if (err) return reject(err);

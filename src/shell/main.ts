@@ -18,17 +18,18 @@ process.on('SIGUSR2', () => {});
 process.chdir('/');
 
 export async function sessionMain(argv: readonly string[]): Promise<number> {
-  if (argv[0] !== '--session' || argv.length > 3 || (argv.length > 1 && argv[1] !== '--config')) {
-    process.stderr.write('usage: main.js --session [--config /etc/vzsandbox/gateway.yaml]\n');
+  if ((argv[0] !== '--session' && argv[0] !== '--agent') || argv.length > 3 || (argv.length > 1 && (argv[1] !== '--config' || !argv[2]))) {
+    process.stderr.write('usage: main.js --session|--agent [--config /etc/vzsandbox/gateway.yaml]\n');
     return 2;
   }
   if (inspector.url()) {
     process.stderr.write('vzsb: refusing to run with the inspector open [E_INTERNAL]\n');
     return 255;
   }
-  const { runSession } = await import('./session.js');
   const { DEFAULT_CONFIG_PATH } = await import('./config.js');
   const configPath = argv[1] === '--config' && argv[2] ? argv[2] : DEFAULT_CONFIG_PATH;
+  if (argv[0] === '--agent') return agentMain(configPath);
+  const { runSession } = await import('./session.js');
   return runSession({
     env: process.env,
     io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, term: 'xterm-256color' },
@@ -44,6 +45,38 @@ export async function sessionMain(argv: readonly string[]): Promise<number> {
       };
     },
   });
+}
+
+/**
+ * The session agent (agent.ts) as a service: runs until SIGTERM or SIGINT, then drains.
+ * Exit 0 after a stop, 1 on a bad config, 3 when it cannot listen.
+ */
+async function agentMain(configPath: string): Promise<number> {
+  const { startAgent } = await import('./agent.js');
+  let agent;
+  try {
+    agent = await startAgent({ configPath });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    process.stderr.write(`vzsb: session agent: ${err instanceof Error ? err.message : String(err)}\n`);
+    return code === 'E_CONFIG' || code === 'E_INVALID' ? 1 : 3;
+  }
+  process.stderr.write(`vzsb: session agent listening on ${agent.socketPath}\n`);
+  process.on('SIGHUP', () => agent.reload());
+  process.on('SIGPIPE', () => {});
+  // A fault in one session's code must not end every other student's session.
+  process.on('uncaughtException', (err) => process.stderr.write(`vzsb: session agent: uncaught: ${err.stack ?? err.message}\n`));
+  process.on('unhandledRejection', (err) => process.stderr.write(`vzsb: session agent: unhandled: ${String(err)}\n`));
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals) => {
+      process.stderr.write(`vzsb: session agent: ${signal}, draining ${agent.sessions()} session(s)\n`);
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await agent.stop();
+  return 0;
 }
 
 if (isEntry(process.argv[1])) {

@@ -24,6 +24,18 @@ export interface SessionDeps {
   /** Registers a handler for the signals that end the session; returns the unregister function. */
   onEndSignal: (handler: (signal: NodeJS.Signals) => void) => () => void;
   now?: () => number;
+  /**
+   * The session agent's config (read once, again when the file changes) and its open log.
+   * Without it the session reads `configPath` and opens the log itself, for this one login.
+   */
+  context?: () => Promise<SessionContext>;
+  /** The login's process on the gateway: it names the session marker and the log lines. Default: this process. */
+  pid?: number;
+}
+
+export interface SessionContext {
+  config: GatewayConfig;
+  logger: Logger;
 }
 
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
@@ -69,11 +81,18 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   try {
     inv = readInvocation(deps.env);
     stage = 'config';
-    config = await loadGatewayConfig(deps.configPath);
-    const file = openLogFile(config.logFile, config.logLevel, { component: 'gateway', pid: process.pid });
-    log = file.logger.child({ user: inv.user });
-    closeLog = file.close;
-    registry = new SessionRegistry(config.sessionsDir);
+    const pid = deps.pid ?? process.pid;
+    if (deps.context) {
+      const context = await deps.context();
+      config = context.config;
+      log = context.logger.child({ pid, user: inv.user });
+    } else {
+      config = await loadGatewayConfig(deps.configPath);
+      const file = openLogFile(config.logFile, config.logLevel, { component: 'gateway', pid });
+      log = file.logger.child({ user: inv.user });
+      closeLog = file.close;
+    }
+    registry = new SessionRegistry(config.sessionsDir, pid);
     // Without its marker this session still works; only another session's logout may then release its lease.
     const open = await registry.enter(inv.user).catch((err: unknown) => {
       log.warn('session.marker-failed', { error: err, dir: config?.sessionsDir });

@@ -4,6 +4,7 @@ import { VzsbError } from '../common/errors.js';
 import { run, runChecked, type Runner } from '../common/exec.js';
 import { packageRoot } from '../common/paths.js';
 import { createTemplating } from '../provision/templating.js';
+import { agentSocketPath } from './agent-paths.js';
 import { KEPT_VARS } from './invocation.js';
 
 /**
@@ -32,7 +33,12 @@ export interface GatewaySetupOptions {
   sudoersPath: string;
   shellsFile: string;
   sudoPath: string;
-  /** The exact command students may run through sudo (node, its flags, the entry, arguments). */
+  /**
+   * The login's client (templates/gateway/vzsb-client.pl.hbs): the one command students may
+   * run through sudo, without arguments. It hands the login to the session agent.
+   */
+  clientPath: string;
+  /** The standalone session process (node, its flags, the entry, arguments): what the client runs when no agent listens. */
   sessionCommand: string[];
   /** Name of the sudoers Cmnd_Alias (upper case; unique on the machine). */
   cmndAlias: string;
@@ -48,6 +54,7 @@ export function defaultSetupOptions(gateway: GatewaySettings): GatewaySetupOptio
     sudoersPath: '/etc/sudoers.d/vzsb-gateway',
     shellsFile: '/etc/shells',
     sudoPath: '/usr/bin/sudo',
+    clientPath: '/usr/local/lib/vzsandbox/vzsb-client',
     sessionCommand: [process.execPath, join(packageRoot(), 'dist', 'shell', 'main.js'), '--session'],
     cmndAlias: 'VZSB_SESSION',
     gateway,
@@ -63,7 +70,7 @@ export function gatewayTemplateVars(o: GatewaySetupOptions): Record<string, unkn
     if (!NAME.test(v)) throw new VzsbError('E_INVALID', `${field}: expected a Unix user or group name, got ${JSON.stringify(v)}`);
   }
   if (!/^[A-Z][A-Z0-9_]*$/.test(o.cmndAlias)) throw new VzsbError('E_INVALID', `cmndAlias: expected upper-case letters, digits and _, got ${JSON.stringify(o.cmndAlias)}`);
-  for (const [field, v] of [['configPath', o.configPath], ['wrapperPath', o.wrapperPath], ['sudoersPath', o.sudoersPath], ['sudoPath', o.sudoPath]] as const) {
+  for (const [field, v] of [['configPath', o.configPath], ['wrapperPath', o.wrapperPath], ['sudoersPath', o.sudoersPath], ['sudoPath', o.sudoPath], ['clientPath', o.clientPath], ['sessionsDir', o.gateway.sessionsDir]] as const) {
     if (!v.startsWith('/') || !WORD.test(v)) throw new VzsbError('E_INVALID', `${field}: expected an absolute path of plain characters, got ${JSON.stringify(v)}`);
   }
   if (/\.[^/]*$/.test(o.sudoersPath.slice(o.sudoersPath.lastIndexOf('/'))) || o.sudoersPath.endsWith('~')) {
@@ -79,13 +86,15 @@ export function gatewayTemplateVars(o: GatewaySetupOptions): Record<string, unkn
     timeouts: o.gateway.timeouts ?? {},
     maxSessionsPerUser: o.gateway.maxSessionsPerUser ?? 8,
     keptVars: KEPT_VARS.join(' '),
+    agentSocket: agentSocketPath(o.gateway),
     sessionCommandSh: o.sessionCommand.map(shQuote).join(' '),
-    sessionCommandSudoers: o.sessionCommand.map((w) => w.replace(/([,:=\\])/g, '\\$1')).join(' '),
+    sessionCommandPerl: o.sessionCommand.map((w) => `'${w}'`).join(', '),
   };
 }
 
 export interface RenderedGateway {
   wrapper: string;
+  client: string;
   sudoers: string;
   config: string;
 }
@@ -96,6 +105,7 @@ export async function renderGatewayFiles(o: GatewaySetupOptions): Promise<Render
   const dir = join(packageRoot(), 'templates', 'gateway');
   return {
     wrapper: await t.renderFile(join(dir, 'vzsb-shell.sh.hbs'), vars, 'templates/gateway/vzsb-shell.sh.hbs'),
+    client: await t.renderFile(join(dir, 'vzsb-client.pl.hbs'), vars, 'templates/gateway/vzsb-client.pl.hbs'),
     sudoers: await t.renderFile(join(dir, 'sudoers.hbs'), vars, 'templates/gateway/sudoers.hbs'),
     config: await t.renderFile(join(dir, 'gateway.yaml.hbs'), vars, 'templates/gateway/gateway.yaml.hbs'),
   };
@@ -137,6 +147,7 @@ export async function setupGateway(o: GatewaySetupOptions, runner: Runner = run)
   await chmod(o.gateway.logFile, 0o640);
   note(await ensureDir(o.gateway.sessionsDir, 0o700, ids.uid, ids.gid), `${o.gateway.sessionsDir}/ (0700 ${o.serviceUser})`);
   note(await putFile(o.wrapperPath, files.wrapper, 0o755, 0, 0, 0o755), `${o.wrapperPath} (0755 root)`);
+  note(await putFile(o.clientPath, files.client, 0o755, 0, 0, 0o755), `${o.clientPath} (0755 root)`);
   note(await putSudoers(o.sudoersPath, files.sudoers, runner), `${o.sudoersPath} (0440 root, visudo -cf)`);
   note(await addLine(o.shellsFile, o.wrapperPath), `${o.wrapperPath} in ${o.shellsFile}`);
   return report;
@@ -147,6 +158,7 @@ export async function removeGateway(o: GatewaySetupOptions, options: { removeGro
   await rm(o.sudoersPath, { force: true });
   await removeLine(o.shellsFile, o.wrapperPath);
   await rm(o.wrapperPath, { force: true });
+  await rm(o.clientPath, { force: true });
   await rm(o.configPath, { force: true });
   await rm(o.gateway.sessionsDir, { recursive: true, force: true });
   if ((await runner('getent', ['passwd', o.serviceUser])).exitCode === 0) await runner('userdel', [o.serviceUser]);

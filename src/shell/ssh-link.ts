@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import type { Client, ClientChannel } from 'ssh2';
 import { VzsbError } from '../common/errors.js';
 import { fingerprintOf, parsePublicKey } from '../daemons/common/ssh-key.js';
@@ -73,10 +74,15 @@ export async function openLink(target: LinkTarget): Promise<Client> {
   });
 }
 
+/**
+ * The student's side: the session process's own stdio, or the agent's stand-ins fed by a
+ * login's client (agent.ts). `isTTY`, `setRawMode`, `columns`/`rows` and the 'resize' event of
+ * stdout are all the relay needs of a terminal.
+ */
 export interface Terminal {
-  stdin: NodeJS.ReadStream;
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
+  stdin: Readable & { isTTY?: boolean; setRawMode?(raw: boolean): unknown };
+  stdout: Writable & { isTTY?: boolean; columns?: number; rows?: number };
+  stderr: Writable & { isTTY?: boolean };
   term: string;
 }
 
@@ -131,7 +137,7 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
     channel.setWindow(s.rows, s.cols, 0, 0);
   };
   if (tty) {
-    io.stdin.setRawMode(true);
+    io.stdin.setRawMode?.(true);
     io.stdout.on('resize', onResize);
   }
   const forward = (d: Buffer) => {
@@ -169,7 +175,7 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
     if (tty) {
       io.stdout.off('resize', onResize);
       try {
-        io.stdin.setRawMode(false);
+        io.stdin.setRawMode?.(false);
       } catch {
         // the terminal is gone (hang-up)
       }

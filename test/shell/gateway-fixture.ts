@@ -45,6 +45,12 @@ export interface GatewayFixture {
   sshArgs(user: string, extra?: string[]): string[];
   /** Options for ssh, sftp and scp (key, known hosts, batch mode), without the port. */
   sshOptions: string[];
+  /** The session agent's process (the service user's), while it runs. */
+  agent: ChildProcess | undefined;
+  /** Start the session agent (as the service user) and wait until it listens. */
+  startAgent(): Promise<void>;
+  /** SIGTERM the agent; resolves with its exit code once it has drained and exited. */
+  stopAgent(): Promise<number | null>;
   /** Rewrite the gateway config (balancers, timeouts) for one test. */
   writeConfig(change: Partial<GatewaySetupOptions['gateway']>): Promise<void>;
   restoreConfig(): Promise<void>;
@@ -60,6 +66,8 @@ export interface FixtureOptions {
   useDist?: boolean;
   /** Put a balancer that refuses connections before the real one (failover on every login). */
   deadBalancerFirst?: boolean;
+  /** Start the session agent (default true); without it every login runs a standalone session process. */
+  agent?: boolean;
 }
 
 export async function freePort(): Promise<number> {
@@ -139,6 +147,7 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
       sudoersPath: `/etc/sudoers.d/vzsb-test${index}`,
       shellsFile: join(work, 'etc', 'shells'),
       sudoPath: '/usr/bin/sudo',
+      clientPath: join(work, 'bin', 'vzsb-client'),
       sessionCommand: [process.execPath, ...entry, '--session', '--config', configPath],
       cmndAlias: `VZSB_TEST${index}`,
       gateway: {
@@ -212,6 +221,49 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
     });
     await waitForSsh({ host: '127.0.0.1', port: sshPort, timeoutMs: 10_000, what: `gateway sshd (${sshdLog.join('')})` });
 
+    // The session agent, as the gateway's service runs it: the service user, the same entry.
+    const ids = (await runChecked('id', ['-u', serviceUser])).stdout.trim();
+    const gid = Number((await runChecked('id', ['-g', serviceUser])).stdout.trim());
+    let agent: ChildProcess | undefined;
+    let agentExit: Promise<number | null> = Promise.resolve(null);
+    const agentLog: string[] = [];
+    const startAgent = async () => {
+      const child = spawn(process.execPath, [...entry, '--agent', '--config', configPath], { uid: Number(ids), gid, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
+      agent = child;
+      agentExit = new Promise((r) => child.once('exit', (code) => r(code)));
+      let text = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the session agent did not listen within 30 s: ${text}`)), 30_000);
+        child.stderr!.on('data', (d: Buffer) => {
+          text += d.toString();
+          agentLog.push(d.toString());
+          if (/listening on/.test(text)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.once('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`the session agent exited (${code}) before listening: ${text}`));
+        });
+      });
+    };
+    const stopAgent = async () => {
+      const child = agent;
+      if (!child || child.exitCode !== null) return child?.exitCode ?? null;
+      child.kill('SIGTERM');
+      const code = await agentExit;
+      agent = undefined;
+      return code;
+    };
+    cleanups.push(async () => {
+      if (agent && agent.exitCode === null) {
+        agent.kill('SIGKILL');
+        await agentExit;
+      }
+    });
+    if (options.agent !== false) await startAgent();
+
     const original = structuredClone(setup.gateway);
     const sshOptions = ['-F', '/dev/null', '-i', clientKeyFile, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR'];
     const fixture: GatewayFixture = {
@@ -229,6 +281,11 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
       students,
       outsider,
       sshOptions,
+      get agent() {
+        return agent;
+      },
+      startAgent,
+      stopAgent,
       sshArgs: (user, extra = []) => [...sshOptions, '-p', String(sshPort), ...extra, `${user}@127.0.0.1`],
       writeConfig: async (change) => {
         setup.gateway = { ...original, ...change };

@@ -4,7 +4,9 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { run } from '../../src/common/exec.js';
+import { encodeFrame, encodeHello } from '../../src/shell/agent-protocol.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import { createGatewayFixture, freePort, type GatewayFixture } from './gateway-fixture.js';
 import { createTerminals, type Terminals } from './terminal.js';
@@ -105,7 +107,7 @@ test.serial('interactive login: a root prompt in a container, window size and re
   const log = await gw.logLines();
   const logins = log.filter((l) => l.event === 'login' && l.user === alice);
   t.is(logins.length, 2);
-  t.like(logins[0], { container, request: 'interactive' });
+  t.like(logins[0], { container, request: 'interactive', via: 'agent' });
   t.regex(String(logins[0]!.source), /^127\.0\.0\.1 \d+$/);
   t.true(typeof logins[0]!.leaseMs === 'number' && typeof logins[0]!.connectMs === 'number');
   const logouts = log.filter((l) => l.event === 'logout' && l.user === alice);
@@ -170,42 +172,64 @@ test.serial('the student cannot read the token, signal the session, or lease in 
   t.regex(read.stderr, /Permission denied/);
   t.false(read.stdout.includes(gw.leaseToken));
 
-  const pids = (await run('pgrep', ['-u', setup.serviceUser, '-f', 'shell/main'])).stdout.trim().split('\n').filter(Boolean);
-  t.true(pids.length >= 1, 'a session process runs as the service user');
+  // The session agent and the login's client both run as the service user.
+  const pids = (await run('pgrep', ['-u', setup.serviceUser, '-f', 'shell/main|vzsb-client'])).stdout.trim().split('\n').filter(Boolean);
+  t.true(pids.length >= 2, 'the agent and bob\'s client run as the service user');
   for (const pid of pids) {
     const environ = await asUser(alice, ['cat', `/proc/${pid}/environ`]);
     t.not(environ.code, 0, `environ of ${pid}`);
     t.false(environ.stdout.includes(gw.leaseToken));
     const mem = await asUser(alice, ['dd', `if=/proc/${pid}/mem`, 'bs=1', 'count=1', 'skip=4096']);
     t.not(mem.code, 0);
-    // sudo execs the session in place: no sudo process relays a signal from the student.
+    // sudo execs the client in place: no sudo process relays a signal from the student.
     const kill = await asUser(alice, ['kill', '-USR1', pid]);
     t.not(kill.code, 0);
     t.regex(kill.stderr, /Operation not permitted/);
   }
 
-  // sudo -l names exactly the session command, nothing else.
+  // The agent's socket is the service user's: a student cannot talk to it directly, and the
+  // client run without sudo cannot either (it does not fall back to a session of its own then).
+  const socket = join(setup.gateway.sessionsDir, 'agent.sock');
+  const direct = await asUser(alice, [process.execPath, '-e', `require('net').connect(${JSON.stringify(socket)}).on('connect', () => process.exit(0)).on('error', (e) => { console.error(e.code); process.exit(3); })`]);
+  t.is(direct.code, 3);
+  t.regex(direct.stderr, /EACCES/);
+  const bypass = await asUser(alice, [setup.clientPath], { SUDO_USER: bob, VZSB_HAS_COMMAND: '1', VZSB_COMMAND: 'hostname' });
+  t.is(bypass.code, 255);
+  t.regex(bypass.stderr, /\[E_INTERNAL\]/);
+  t.is(bypass.stdout, '');
+
+  // sudo -l names exactly the client, without arguments, nothing else.
   const list = await asUser(alice, ['sudo', '-n', '-l']);
   t.is(list.code, 0, list.stderr);
-  t.regex(list.stdout, new RegExp(`\\(${setup.serviceUser}\\) NOPASSWD: ${escapeRe(setup.sessionCommand[0]!)}`));
+  t.regex(list.stdout, new RegExp(`\\(${setup.serviceUser}\\) NOPASSWD: ${escapeRe(setup.clientPath)} ""`));
   t.is(list.stdout.match(/NOPASSWD/g)?.length, 1);
   t.false(list.stdout.includes(gw.leaseToken));
   const refused: string[][] = [
     ['sudo', '-n', '-u', setup.serviceUser, '--', '/bin/cat', setup.configPath],
     ['sudo', '-n', '-u', 'root', '--', '/bin/true'],
-    ['sudo', '-n', '-u', setup.serviceUser, '--', ...setup.sessionCommand.slice(0, -2), '--config', '/tmp/other.yaml'],
-    ['sudo', '-n', '--preserve-env=SUDO_USER', '-u', setup.serviceUser, '--', ...setup.sessionCommand],
-    ['sudo', '-n', '-E', '-u', setup.serviceUser, '--', ...setup.sessionCommand],
+    ['sudo', '-n', '-u', setup.serviceUser, '--', setup.clientPath, '--config', '/tmp/other.yaml'],
+    ['sudo', '-n', '-u', setup.serviceUser, '--', ...setup.sessionCommand],
+    ['sudo', '-n', '--preserve-env=SUDO_USER', '-u', setup.serviceUser, '--', setup.clientPath],
+    ['sudo', '-n', '-E', '-u', setup.serviceUser, '--', setup.clientPath],
+    ['sudo', '-n', 'PERL5OPT=-d', '-u', setup.serviceUser, '--', setup.clientPath],
   ];
   for (const argv of refused) {
-    const r = await asUser(alice, argv, { SUDO_USER: bob });
+    const r = await asUser(alice, argv, { SUDO_USER: bob, PERL5LIB: '/tmp', PERL5OPT: '-Mstrict' });
     t.not(r.code, 0, argv.join(' '));
     t.false((r.stdout + r.stderr).includes(gw.leaseToken));
   }
 
   // SUDO_USER set by the student does not survive sudo: the session is alice's, in alice's container.
-  const forged = await asUser(alice, [setup.wrapperPath, '-c', 'hostname; echo "U=$SUDO_USER"'], { SUDO_USER: bob, USER: bob, LOGNAME: bob });
+  // Nor do Perl's variables: a module of the student's in PERL5LIB is never loaded by the client.
+  const evil = join(gw.work, 'evil-perl');
+  await mkdir(evil, { recursive: true });
+  await writeFile(join(evil, 'POSIX.pm'), 'print "EVIL\\n"; 1;\n');
+  await writeFile(join(evil, 'Evil.pm'), 'print "EVIL\\n"; 1;\n');
+  const forged = await asUser(alice, [setup.wrapperPath, '-c', 'hostname; echo "U=$SUDO_USER"'], { SUDO_USER: bob, USER: bob, LOGNAME: bob, PERL5LIB: evil, PERLLIB: evil, PERL5OPT: '-MEvil' });
   t.is(forged.code, 0, forged.stderr);
+  t.false(forged.stdout.includes('EVIL'));
+  const control = await spawnCollect('perl', ['-e', 'use POSIX ();'], '', { ...process.env, PERL5LIB: evil });
+  t.regex(control.stdout, /EVIL/, 'the module would be loaded if the variable reached perl');
   const aliceContainer = forged.stdout.split('\n')[0]!;
   t.regex(aliceContainer, /^vzg41-\d+$/);
   t.not(aliceContainer, bobContainer);
@@ -343,6 +367,63 @@ test.serial('Ctrl-C while waiting for the sandbox ends the login and releases wh
   await terms.keys('a3', 'C-c');
   t.is(await terms.exitStatus('a3', 10_000), 130);
   t.deepEqual(released, [`/v1/leases/${alice}`]);
+});
+
+test.serial('without the session agent logins run as their own session processes; open sessions outlive a stopping agent', async (t) => {
+  const [alice, bob] = gw.students as [string, string];
+  const socket = join(gw.setup.gateway.sessionsDir, 'agent.sock');
+  const via = async (user: string) => (await gw.logLines()).filter((l) => l.event === 'login' && l.user === user).at(-1)?.via;
+
+  // An open session through the agent...
+  await terms.open('a4', ['ssh', '-tt', ...gw.sshArgs(alice)], { cols: 80, rows: 24 });
+  await terms.waitFor('a4', PROMPT, 60_000);
+  t.is(await via(alice), 'agent');
+  // ...keeps working while the agent drains: it stops listening at once and exits after the last session.
+  const stopped = gw.stopAgent();
+  await until(async () => ((await readdir(gw.setup.gateway.sessionsDir)).includes('agent.sock') ? undefined : true), 'the socket to go');
+  const during = await ssh(bob, 'echo "D=$(id -u)"; exit 6');
+  t.is(during.code, 6, during.stderr);
+  t.is(during.stdout, 'D=0\n');
+  t.is(await via(bob), undefined, 'a standalone session process');
+  await terms.type('a4', 'echo "STILL=$(id -u)"');
+  t.is((await terms.waitFor('a4', /STILL=(\d+)/))[1], '0');
+  t.is(gw.agent?.exitCode, null, 'the agent waits for its session');
+  await terms.type('a4', 'exit 2');
+  t.is(await terms.exitStatus('a4'), 2);
+  t.is(await stopped, 0);
+
+  // Back with an agent: logins go through it again.
+  await gw.startAgent();
+  t.true((await readdir(gw.setup.gateway.sessionsDir)).includes('agent.sock'), socket);
+  const after = await ssh(bob, 'echo "A=$(id -u)"');
+  t.is(after.code, 0, after.stderr);
+  t.is(await via(bob), 'agent');
+});
+
+test.serial('the session agent survives broken and hostile clients', async (t) => {
+  const socket = join(gw.setup.gateway.sessionsDir, 'agent.sock');
+  const talk = (bytes: Buffer) =>
+    new Promise<string>((resolve) => {
+      const sock = connect(socket);
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      sock.on('close', () => resolve(got));
+      sock.on('error', () => {});
+      sock.write(bytes);
+    });
+  // Garbage, a frame too big, a hello with a forged version, data before the hello: each is dropped without an answer.
+  t.is(await talk(Buffer.from('GET / HTTP/1.1\r\n\r\n')), '');
+  t.is(await talk(Buffer.from([0x49, 0xff, 0xff, 0xff, 0xff])), '');
+  t.is(await talk(encodeFrame('H', encodeHello({ v: 9, pid: 4242 }))), '');
+  t.is(await talk(encodeFrame('I', 'ls\n')), '');
+  // A hello naming no user: the session refuses it like the standalone process would, with an exit frame.
+  const anonymous = await talk(encodeFrame('H', encodeHello({ v: 1, pid: 4242, tty: '000' })));
+  t.regex(anonymous, /\[E_IDENTITY\]/);
+  t.regex(anonymous, /x\0\0\0\x03255$/);
+  t.is(gw.agent?.exitCode, null);
+  const after = await ssh(gw.students[0]!, 'echo ok');
+  t.is(after.code, 0, after.stderr);
+  t.is(after.stdout, 'ok\n');
 });
 
 /** Poll `probe` until it returns a value (bounded). */

@@ -206,7 +206,7 @@ test('session key: OpenSSH reads the private key and derives the same public key
   t.true(fp.stdout.includes(key.fingerprint));
 });
 
-test('setup templates: sudoers passes visudo, the wrapper passes sh -n, the config parses; bad names are refused', async (t) => {
+test('setup templates: sudoers passes visudo, the wrapper sh -n, the client perl -c, the config parses; bad names are refused', async (t) => {
   const options = defaultSetupOptions({ balancers: ['http://10.0.0.5:8760'], token: TOKEN, logFile: '/var/log/vzsandbox/gateway.log', logLevel: 'info', sessionsDir: '/run/vzsandbox/gateway' });
   options.sessionCommand = ['/usr/bin/node', '/opt/vzsandbox/dist/shell/main.js', '--session', '--config', '/etc/vzsandbox/gw=1.yaml'];
   const files = await renderGatewayFiles(options);
@@ -215,17 +215,25 @@ test('setup templates: sudoers passes visudo, the wrapper passes sh -n, the conf
   await writeFile(join(dir, 'sudoers'), files.sudoers, { mode: 0o440 });
   const visudo = await run('visudo', ['-cf', join(dir, 'sudoers')]);
   t.is(visudo.exitCode, 0, visudo.stderr + visudo.stdout);
-  t.regex(files.sudoers, /^Cmnd_Alias VZSB_SESSION = \/usr\/bin\/node \/opt\/vzsandbox\/dist\/shell\/main\.js --session --config \/etc\/vzsandbox\/gw\\=1\.yaml$/m);
+  // The client, without arguments ("" forbids any).
+  t.regex(files.sudoers, /^Cmnd_Alias VZSB_SESSION = \/usr\/local\/lib\/vzsandbox\/vzsb-client ""$/m);
   t.regex(files.sudoers, /^%vzsb-students ALL = \(vzsb-gateway\) NOPASSWD: VZSB_SESSION$/m);
   t.regex(files.sudoers, /env_keep = "TERM SSH_CLIENT SSH_CONNECTION SSH_TTY VZSB_COMMAND VZSB_HAS_COMMAND"/);
   await writeFile(join(dir, 'wrapper'), files.wrapper);
   t.is((await run('sh', ['-n', join(dir, 'wrapper')])).exitCode, 0);
-  t.regex(files.wrapper, /^exec \/usr\/bin\/sudo -n -u vzsb-gateway -- \/usr\/bin\/node \/opt\/vzsandbox\/dist\/shell\/main\.js --session --config \/etc\/vzsandbox\/gw=1\.yaml$/m);
+  t.regex(files.wrapper, /^exec \/usr\/bin\/sudo -n -u vzsb-gateway -- \/usr\/local\/lib\/vzsandbox\/vzsb-client$/m);
+  await writeFile(join(dir, 'client'), files.client);
+  const perl = await run('perl', ['-c', join(dir, 'client')]);
+  t.is(perl.exitCode, 0, perl.stderr);
+  t.regex(files.client, /^my \$SOCKET = '\/run\/vzsandbox\/gateway\/agent\.sock';$/m);
+  t.regex(files.client, /^my @STANDALONE = \('\/usr\/bin\/node', '\/opt\/vzsandbox\/dist\/shell\/main\.js', '--session', '--config', '\/etc\/vzsandbox\/gw=1\.yaml'\);$/m);
   t.like(parseGatewayConfig(await parseConfigText(files.config, 'c'), 'c'), { token: TOKEN, balancers: ['http://10.0.0.5:8760'] });
 
   await t.throwsAsync(renderGatewayFiles({ ...options, sudoersPath: '/etc/sudoers.d/vzsb.gateway' }), { message: /sudoersPath: sudo skips files/ });
   await t.throwsAsync(renderGatewayFiles({ ...options, serviceUser: 'Root Kit' }), { message: /serviceUser: expected a Unix user/ });
   await t.throwsAsync(renderGatewayFiles({ ...options, sessionCommand: ['/usr/bin/node', 'x y'] }), { message: /sessionCommand\[1\]: expected a word/ });
+  await t.throwsAsync(renderGatewayFiles({ ...options, sessionCommand: ['/usr/bin/node', "it's"] }), { message: /sessionCommand\[1\]: expected a word/ });
+  await t.throwsAsync(renderGatewayFiles({ ...options, clientPath: 'vzsb-client' }), { message: /clientPath: expected an absolute path/ });
 });
 
 test('the student sees one line with a code; unknown errors are E_INTERNAL', (t) => {

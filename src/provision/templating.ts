@@ -46,6 +46,11 @@ export function createTemplating(options: TemplatingOptions = {}) {
     });
   });
   // Terraform's cidrhost: {{cidrhost "10.1.0.0/24" 1}} -> 10.1.0.1
+  hb.registerHelper('add', (...args: unknown[]) => {
+    const terms = args.slice(0, -1).map(Number);
+    if (terms.some((n) => !Number.isFinite(n))) throw new Error(`add: expected numbers, got ${JSON.stringify(args.slice(0, -1))}`);
+    return terms.reduce((a, b) => a + b, 0);
+  });
   hb.registerHelper('cidrhost', (cidr: unknown, n: unknown) => cidrHost(String(cidr), Number(n)));
   hb.registerHelper('lines', (list: unknown) => (Array.isArray(list) ? list.join('\n') : String(list ?? '')));
   const cache = new Map<string, HandlebarsTemplateDelegate>();

@@ -30,14 +30,12 @@ export interface AgentOptions {
   configPath: string;
   /** Default: `<sessionsDir>/agent.sock` of the config. */
   socketPath?: string;
-  /** How long open sessions may go on after SIGTERM. */
+  /** How long open sessions may go on after SIGTERM. Default: the config's agentDrainSeconds. */
   drainMs?: number;
   /** Until the first frame of a connection (a client sends it at once). */
   helloTimeoutMs?: number;
   /** Connections at once. */
   maxConnections?: number;
-  /** Agent-level lines (start, stop, refused connections) go here and to the gateway log. */
-  stderr?: NodeJS.WritableStream;
 }
 
 export interface Agent {
@@ -57,7 +55,7 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const first = await contexts.get();
   const log = () => contexts.current?.logger ?? first.logger;
   const socketPath = options.socketPath ?? agentSocketPath(first.config);
-  const drainMs = options.drainMs ?? 3600_000;
+  const drainMs = options.drainMs ?? first.config.agentDrainSeconds * 1000;
   const helloTimeoutMs = options.helloTimeoutMs ?? 5000;
 
   const live = new Map<Socket, (signal: NodeJS.Signals) => void>();

@@ -34,6 +34,8 @@ export interface GatewayConfig {
   sessionsDir: string;
   /** Sessions one user may have open at once on this gateway (each is a process of the service user). */
   maxSessionsPerUser: number;
+  /** How long open sessions may go on after the session agent is told to stop (a restart, a deploy). */
+  agentDrainSeconds: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/vzsandbox/gateway.yaml';
@@ -49,9 +51,10 @@ const DEFAULTS = {
   logLevel: 'info' as const,
   sessionsDir: '/run/vzsandbox/gateway',
   maxSessionsPerUser: 8,
+  agentDrainSeconds: 3600,
 };
 
-const KNOWN = new Set(['balancers', 'token', 'timeouts', 'log', 'sessionsDir', 'maxSessionsPerUser']);
+const KNOWN = new Set(['balancers', 'token', 'timeouts', 'log', 'sessionsDir', 'maxSessionsPerUser', 'agentDrainSeconds']);
 const TIMEOUTS = { connectMs: 'connectTimeoutMs', requestMs: 'requestTimeoutMs', leaseMs: 'leaseTimeoutMs', releaseMs: 'releaseTimeoutMs', sshReadyMs: 'sshReadyTimeoutMs', sshConnectMs: 'sshConnectTimeoutMs' } as const;
 
 export async function loadGatewayConfig(path: string): Promise<GatewayConfig> {
@@ -123,6 +126,11 @@ export function parseGatewayConfig(value: unknown, source = 'gateway config'): G
     const v = root.maxSessionsPerUser;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) throw new ValidationError('maxSessionsPerUser', 'a whole number from 1 to 1000', v, source);
     config.maxSessionsPerUser = v;
+  }
+  if (root.agentDrainSeconds !== undefined) {
+    const v = root.agentDrainSeconds;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 86_400) throw new ValidationError('agentDrainSeconds', 'whole seconds from 0 to 86400', v, source);
+    config.agentDrainSeconds = v;
   }
   return config;
 }

@@ -23,6 +23,7 @@ export interface GatewaySettings {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   sessionsDir: string;
   maxSessionsPerUser?: number;
+  agentDrainSeconds?: number;
 }
 
 export interface GatewaySetupOptions {
@@ -85,6 +86,7 @@ export function gatewayTemplateVars(o: GatewaySetupOptions): Record<string, unkn
     ...o.gateway,
     timeouts: o.gateway.timeouts ?? {},
     maxSessionsPerUser: o.gateway.maxSessionsPerUser ?? 8,
+    agentDrainSeconds: o.gateway.agentDrainSeconds ?? 3600,
     keptVars: KEPT_VARS.join(' '),
     agentSocket: agentSocketPath(o.gateway),
     sessionCommandSh: o.sessionCommand.map(shQuote).join(' '),

@@ -115,6 +115,8 @@ test.serial('a student lands as root in a container; it reaches neither the hype
 });
 
 test.serial('through a real terminal: a root prompt, window size and resize, the exit status comes back', async (t) => {
+  // The deploy (re)started the gateway's session agent without waiting: logins go through it once it listens.
+  await waitFor('the session agent on gw1', async () => ((await ssh('gw1', 'systemctl is-active vzsb-gateway-agent && test -S /run/vzsandbox/gateway/agent.sock')).exitCode === 0 ? true : undefined));
   const term = await createTerminals(`vzsb-e2e-${process.pid}`);
   try {
     await term.open('s1', ['ssh', ...(await loginArgs(name, 'student1'))], { cols: 100, rows: 30 });
@@ -126,6 +128,8 @@ test.serial('through a real terminal: a root prompt, window size and resize, the
     await term.waitFor('s1', /^40 120$/m);
     await term.type('s1', 'exit 7');
     t.is(await term.exitStatus('s1'), 7);
+    const log = (await ssh('gw1', 'grep \'"event":"logout"\' /var/log/vzsandbox/gateway.log | tail -n 1')).stdout;
+    t.like(JSON.parse(log) as object, { user: 'student1', status: 7, via: 'agent' });
   } finally {
     await term.close();
   }

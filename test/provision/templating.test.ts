@@ -33,6 +33,12 @@ test('cidrhost', (t) => {
   t.throws(() => tpl.render('{{cidrhost net 300}}', { net: '10.100.3.0/24' }, 'x'), { message: /outside 10\.100\.3\.0\/24/ });
 });
 
+test('add', (t) => {
+  const tpl = createTemplating();
+  t.is(tpl.render('{{add drain 30}} {{add "5" 1 2}}', { drain: 3600 }, 'x'), '3630 8');
+  t.throws(() => tpl.render('{{add drain 30}}', { drain: 'soon' }, 'x'), { message: /add: expected numbers/ });
+});
+
 test('concat and hostaddrs', (t) => {
   const tpl = createTemplating({ secret: (n) => `S(${n})` });
   const vars = { groups: { balancers: ['b1', 'b2'] }, hostvars: { b1: { ansible_host: '10.0.0.1' }, b2: { ansible_host: '10.0.0.2' } }, inventory_hostname: 'hyp1' };

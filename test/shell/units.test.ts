@@ -1,6 +1,5 @@
 import test from 'ava';
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { createSessionKey } from '../../src/shell/session-key.js';
 import { SessionRegistry } from '../../src/shell/session-registry.js';
 import { defaultSetupOptions, renderGatewayFiles, setupGateway } from '../../src/shell/setup.js';
 import { studentLine } from '../../src/shell/student-message.js';
+import { deadUrl, reply, stubServer } from '../helpers/http-stub.js';
 
 const TOKEN = 'lease-token-units-0001';
 const base = { balancers: ['http://127.0.0.1:8760'], token: TOKEN };
@@ -83,35 +83,6 @@ test('lease answers are checked before anything connects', (t) => {
 });
 
 /** A local HTTP server answering with `handler`; its URL. */
-async function server(t: { teardown(fn: () => void): void }, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
-  const s = createServer(handler);
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  t.teardown(() => {
-    s.closeAllConnections();
-    s.close();
-  });
-  return `http://127.0.0.1:${(s.address() as { port: number }).port}`;
-}
-
-async function deadUrl(): Promise<string> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const url = `http://127.0.0.1:${(s.address() as { port: number }).port}`;
-  s.close();
-  await once(s, 'close');
-  return url;
-}
-
-const reply = (status: number, body: unknown) => (req: IncomingMessage, res: ServerResponse) => {
-  req.resume();
-  req.on('end', () => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(body));
-  });
-};
-
 const leaseBody = { container: 'vzsb-0001', address: '127.0.0.1', sshPort: 22, hostKeyFingerprint: generateEd25519().fingerprint, user: 'alice' };
 
 function client(balancers: string[], extra: Partial<BalancerClientOptions> = {}): BalancerClientOptions {
@@ -120,7 +91,7 @@ function client(balancers: string[], extra: Partial<BalancerClientOptions> = {})
 
 test('balancer client: fails over past a dead and a failing balancer, sends the token and the key', async (t) => {
   const seen: { auth?: string; body?: string }[] = [];
-  const live = await server(t, (req, res) => {
+  const live = await stubServer(t, (req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
@@ -129,7 +100,7 @@ test('balancer client: fails over past a dead and a failing balancer, sends the 
       res.end(JSON.stringify(leaseBody));
     });
   });
-  const failing = await server(t, reply(500, { error: { code: 'E_INTERNAL', message: 'boom' } }));
+  const failing = await stubServer(t, reply(500, { error: { code: 'E_INTERNAL', message: 'boom' } }));
   const failovers: string[] = [];
   const key = generateEd25519().publicKey;
   const lease = await requestLease(client([await deadUrl(), failing, live], { onFailover: (b) => failovers.push(b) }), 'alice', key, 5000);
@@ -140,14 +111,14 @@ test('balancer client: fails over past a dead and a failing balancer, sends the 
 });
 
 test('balancer client: no capacity and refused credentials are final, with their codes', async (t) => {
-  const full = await server(t, reply(503, { error: { code: 'E_POOL_FULL', message: 'no container is free' } }));
+  const full = await stubServer(t, reply(503, { error: { code: 'E_POOL_FULL', message: 'no container is free' } }));
   let asked = 0;
-  const never = await server(t, (req, res) => {
+  const never = await stubServer(t, (req, res) => {
     asked++;
     reply(200, leaseBody)(req, res);
   });
   await t.throwsAsync(requestLease(client([full, never]), 'alice', generateEd25519().publicKey, 5000), { code: 'E_NO_CAPACITY' } as never);
-  const denied = await server(t, reply(401, { error: { code: 'E_UNAUTHORIZED', message: 'the bearer token is not valid' } }));
+  const denied = await stubServer(t, reply(401, { error: { code: 'E_UNAUTHORIZED', message: 'the bearer token is not valid' } }));
   const err = await t.throwsAsync<VzsbError>(requestLease(client([denied, never]), 'alice', generateEd25519().publicKey, 5000));
   t.is(err!.code, 'E_GATEWAY_AUTH');
   t.false(String(err!.details).includes(TOKEN));
@@ -155,7 +126,7 @@ test('balancer client: no capacity and refused credentials are final, with their
 });
 
 test('balancer client: a balancer that never answers costs at most the lease time', async (t) => {
-  const hung = await server(t, (req) => req.resume());
+  const hung = await stubServer(t, (req) => req.resume());
   const started = performance.now();
   const err = await t.throwsAsync<VzsbError>(requestLease(client([hung], { requestTimeoutMs: 60_000 }), 'alice', generateEd25519().publicKey, 700));
   const ms = performance.now() - started;
@@ -166,11 +137,11 @@ test('balancer client: a balancer that never answers costs at most the lease tim
 
 test('balancer client: release goes to the granting balancer first; no lease is fine', async (t) => {
   const calls: string[] = [];
-  const a = await server(t, (req, res) => {
+  const a = await stubServer(t, (req, res) => {
     calls.push(`a ${req.method} ${req.url}`);
     reply(404, { error: { code: 'E_NO_LEASE', message: 'none' } })(req, res);
   });
-  const b = await server(t, (req, res) => {
+  const b = await stubServer(t, (req, res) => {
     calls.push(`b ${req.method} ${req.url}`);
     reply(200, { user: 'alice' })(req, res);
   });

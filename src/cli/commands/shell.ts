@@ -3,7 +3,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { VzsbError } from '../../common/errors.js';
 
 interface ShellArgs {
-  action: 'session' | 'setup';
+  action: 'session' | 'agent' | 'setup';
   session?: boolean;
   config: string;
   balancer?: string[];
@@ -15,9 +15,11 @@ interface ShellArgs {
 }
 
 /**
- * `vzsb shell`: the gateway's login shell. `--session` is the session process that the
- * vzsb-shell wrapper starts through sudo (the wrapper normally runs dist/shell/main.js, the
- * same code without the CLI's start-up cost); `setup` prepares this machine as a gateway.
+ * `vzsb shell`: the gateway's login shell. `agent` runs the session agent that serves every
+ * login of the gateway (as the service user; the gateway role runs it as a service from
+ * dist/shell/main.js, the same code without the CLI's start-up cost); `session` is one login
+ * in a process of its own, what a login runs when no agent listens; `setup` prepares this
+ * machine as a gateway.
  * Exit statuses of a session: the remote shell's, 128+n after signal n, 255 when no sandbox
  * could be reached (docs/gateway.md).
  */
@@ -26,7 +28,7 @@ export const shellCommand: CommandModule<object, ShellArgs> = {
   describe: 'Gateway login shell: run a student session (--session), or set this machine up as a gateway',
   builder: (yargs: Argv<object>) =>
     yargs
-      .positional('action', { choices: ['session', 'setup'] as const, default: 'session' as const, describe: 'session: one login (through the wrapper); setup: prepare the gateway' })
+      .positional('action', { choices: ['session', 'agent', 'setup'] as const, default: 'session' as const, describe: 'session: one login in this process; agent: serve every login (as the service user); setup: prepare the gateway' })
       .option('session', { type: 'boolean', describe: 'Run one student session (needs SUDO_USER, set by sudo)' })
       .option('config', { alias: 'c', type: 'string', default: '/etc/vzsandbox/gateway.yaml', describe: 'Gateway configuration' })
       .option('balancer', { type: 'string', array: true, describe: 'setup: balancer URL (repeat for failover order)' })
@@ -34,7 +36,8 @@ export const shellCommand: CommandModule<object, ShellArgs> = {
       .option('service-user', { type: 'string', default: 'vzsb-gateway', describe: 'setup: user that runs sessions and may read the token' })
       .option('students-group', { type: 'string', default: 'vzsb-students', describe: 'setup: group whose members get a sandbox' })
       .option('log-file', { type: 'string', default: '/var/log/vzsandbox/gateway.log', describe: 'setup: JSON-lines log of logins and logouts' })
-      .example('sudo -u vzsb-gateway $0 shell --session', 'what the wrapper runs (SUDO_USER names the student)')
+      .example('sudo -u vzsb-gateway $0 shell agent', 'run the session agent in the foreground (SIGTERM drains it)')
+      .example('sudo -u vzsb-gateway $0 shell --session', 'one login without the agent (SUDO_USER names the student)')
       .example('$0 shell setup --balancer http://10.0.0.5:8760 --token-file /root/lease.token', 'make this machine a gateway') as unknown as Argv<ShellArgs>,
   handler: async (argv) => {
     if (argv.action === 'setup') {
@@ -54,6 +57,6 @@ export const shellCommand: CommandModule<object, ShellArgs> = {
       return;
     }
     const { sessionMain } = await import('../../shell/main.js');
-    argv.exitCode = await sessionMain(['--session', '--config', argv.config]);
+    argv.exitCode = await sessionMain([argv.action === 'agent' ? '--agent' : '--session', '--config', argv.config]);
   },
 };

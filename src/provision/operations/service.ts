@@ -15,6 +15,11 @@ const args = z
     enabled: z.boolean().optional(),
     /** systemd: run `systemctl daemon-reload` first (a no-op under the fallback, which reads units on each start). */
     daemon_reload: z.boolean().default(false),
+    /**
+     * Queue the start, stop or restart and go on without waiting for it (systemctl --no-block;
+     * the fallback runs it in the background): for a service whose stop waits for its users.
+     */
+    no_block: z.boolean().default(false),
   })
   .superRefine((a, ctx) => {
     if (a.state === undefined && a.enabled === undefined && !a.daemon_reload) {
@@ -41,7 +46,13 @@ export const serviceOperation: Operation<ServiceArgs> = {
     const current = facts.get<ServiceState>(serviceRef(a.name));
     const systemd = facts.os.initSystem === 'systemd';
     const unit = quote(`${a.name}.service`);
-    const run = (verb: string) => (systemd ? `systemctl ${verb} ${unit}` : `${FALLBACK.helper} ${verb} ${quote(a.name)}`);
+    const queued = (verb: string) => a.no_block && (verb === 'start' || verb === 'stop' || verb === 'restart');
+    const run = (verb: string) =>
+      systemd
+        ? `systemctl ${queued(verb) ? '--no-block ' : ''}${verb} ${unit}`
+        : queued(verb)
+          ? `setsid ${FALLBACK.helper} ${verb} ${quote(a.name)} </dev/null >/dev/null 2>&1 &`
+          : `${FALLBACK.helper} ${verb} ${quote(a.name)}`;
     const commands: Command[] = [];
     const why: string[] = [];
     const effects: Array<[FactRef, unknown]> = [];

@@ -62,6 +62,8 @@ export async function openLink(target: LinkTarget): Promise<Client> {
       port: target.port,
       username: 'root',
       privateKey: target.privateKey,
+      // The session key is the only way in: skip ssh2's first "none" attempt (a round trip).
+      authHandler: ['publickey'],
       readyTimeout: target.readyTimeoutMs,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 4,
@@ -71,6 +73,7 @@ export async function openLink(target: LinkTarget): Promise<Client> {
         return presented === target.hostKeyFingerprint;
       },
     });
+    client.setNoDelay(true);
   });
 }
 

@@ -41,6 +41,9 @@ export async function connectWhenReady(options: ReadyOptions): Promise<Socket> {
 function attempt(host: string, port: number, timeoutMs: number): Promise<Socket | string> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
+    // ssh2 gets this socket: without TCP_NODELAY each small packet that follows an unanswered
+    // one waits for the peer's delayed ACK (40 ms), several times in a handshake and on keystrokes.
+    socket.setNoDelay(true);
     let received = Buffer.alloc(0);
     let settled = false;
     const fail = (reason: string) => {

@@ -7,19 +7,27 @@
  * logins one after another and for a BURST of logins at once (one student each), and the
  * Node start-up cost of the login shell's pieces. Targets: p50 < 300 ms, p99 < 1 s; the
  * burst all succeeds with p95 < 2 s.
- *   node --import tsx bench/login.ts [SEQUENTIAL=50] [BURST=30]
- * It builds dist/ first (tsc) so the session runs as installed.
+ *   node --import tsx bench/login.ts [SEQUENTIAL=50] [BURST=30] [--js-crypto] [--no-agent]
+ * It builds dist/ first so the session runs as installed: through the session agent, or with
+ * --no-agent as one standalone session process per login. --js-crypto removes ssh2's native
+ * binding from dist/shell/ for the run (as on a gateway whose Node.js is not the one npm built
+ * it for, e.g. Debian 12's Node 18) and builds again at the end.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { run } from '../src/common/exec.js';
 import { createGatewayFixture, type GatewayFixture } from '../test/shell/gateway-fixture.js';
 import { fmtMs, percentile } from './stats.js';
 
-const SEQUENTIAL = Number(process.argv[2] ?? 50);
-const BURST = Number(process.argv[3] ?? 30);
+const flags = new Set(process.argv.slice(2).filter((a) => a.startsWith('--')));
+const numbers = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const SEQUENTIAL = Number(numbers[0] ?? 50);
+const BURST = Number(numbers[1] ?? 30);
+const JS_CRYPTO = flags.has('--js-crypto');
+const AGENT = !flags.has('--no-agent');
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PROMPT = /root@vzg42-\d+:[^\r\n]*# $/;
 
@@ -72,6 +80,14 @@ function login(gw: GatewayFixture, user: string, timeoutMs = 30_000): Promise<Lo
   });
 }
 
+/** user+system CPU of a process so far, ms (from /proc/PID/stat, 100 ticks a second). */
+async function cpuOf(pid: number | undefined): Promise<number> {
+  if (!pid) return 0;
+  const stat = (await run('cat', [`/proc/${pid}/stat`])).stdout;
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function summary(name: string, results: Login[]): string {
   const ok = results.filter((r) => r.ok);
   const first = ok.map((r) => r.firstByteMs);
@@ -81,7 +97,7 @@ function summary(name: string, results: Login[]): string {
     `${name}: ${ok.length}/${results.length} succeeded`,
     `  first byte from the container: p50 ${p(first, 50)}  p95 ${p(first, 95)}  p99 ${p(first, 99)}  max ${p(first, 100)}`,
     `  root prompt:                   p50 ${p(prompt, 50)}  p95 ${p(prompt, 95)}  p99 ${p(prompt, 99)}  max ${p(prompt, 100)}`,
-    `  gateway CPU per login (user+system of runuser, script, wrapper, sudo, session; 10 ms ticks): p50 ${p(ok.map((r) => r.cpuMs), 50)}`,
+    `  CPU of a login's own processes (user+system of runuser, script, wrapper, sudo, and the client or standalone session; 10 ms ticks): p50 ${p(ok.map((r) => r.cpuMs).filter(Number.isFinite), 50)}`,
     ...results.filter((r) => !r.ok).slice(0, 3).map((r) => `  failed: ${r.error}`),
   ].join('\n');
 }
@@ -109,26 +125,37 @@ async function main(): Promise<void> {
   // What the gateway role installs: the session bundle made by `npm run build`.
   const build = await run('npm', ['run', 'build'], { cwd: ROOT });
   if (!existsSync(join(ROOT, 'dist', 'shell', 'main.js'))) throw new Error(`npm run build did not produce dist/shell/main.js:\n${build.stdout}${build.stderr}`);
-  const gw = await createGatewayFixture({ index: 42, students: BURST, standby: BURST, max: BURST + 6, useDist: true });
+  if (JS_CRYPTO) await rm(join(ROOT, 'dist', 'shell', 'crypto'), { recursive: true, force: true });
+  const gw = await createGatewayFixture({ index: 42, students: BURST, standby: BURST, max: BURST + 6, useDist: true, agent: AGENT });
   try {
     await waitForStandby(gw, BURST);
-    const lines: string[] = [`${new Date().toISOString()}  ${process.execPath} ${process.version}, load average ${(await run('cat', ['/proc/loadavg'])).stdout.split(' ').slice(0, 3).join(' ')}`];
+    const lines: string[] = [
+      `${new Date().toISOString()}  ${process.execPath} ${process.version}, load average ${(await run('cat', ['/proc/loadavg'])).stdout.split(' ').slice(0, 3).join(' ')}`,
+      `sessions: ${AGENT ? 'through the session agent' : 'one standalone session process per login (no agent)'}; ssh2 crypto: ${JS_CRYPTO ? 'JS (native binding removed)' : 'native binding beside the bundle'}`,
+    ];
     const sequential: Login[] = [];
+    const agentCpu0 = await cpuOf(gw.agent?.pid);
     for (let i = 0; i < SEQUENTIAL; i++) {
       sequential.push(await login(gw, gw.students[i % gw.students.length]!));
       await waitForStandby(gw, Math.min(4, BURST));
     }
+    const agentCpu1 = await cpuOf(gw.agent?.pid);
     lines.push(summary(`sequential (${SEQUENTIAL})`, sequential));
+    if (AGENT) lines.push(`  session agent CPU per login (its whole CPU over the run / logins): ${fmtMs((agentCpu1 - agentCpu0) / SEQUENTIAL)}`);
     const before = (await gw.logLines()).length;
     lines.push(phases('sequential', (await gw.logLines()).slice(0, before)));
     await waitForStandby(gw, BURST);
+    const agentCpu2 = await cpuOf(gw.agent?.pid);
     const burst = await Promise.all(gw.students.slice(0, BURST).map((u) => login(gw, u, 60_000)));
+    const agentCpu3 = await cpuOf(gw.agent?.pid);
     lines.push(summary(`burst (${BURST} at once)`, burst));
+    if (AGENT) lines.push(`  session agent CPU per login (its whole CPU over the burst / logins): ${fmtMs((agentCpu3 - agentCpu2) / BURST)}`);
     lines.push(phases('burst', (await gw.logLines()).slice(before)));
     lines.push(...(await startupCosts()));
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
     await gw.close();
+    if (JS_CRYPTO) await run('npm', ['run', 'build'], { cwd: ROOT });
   }
 }
 

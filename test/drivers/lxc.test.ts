@@ -1,9 +1,9 @@
 import test from 'ava';
-import { chmod, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
+import { runDriverConformance, sshExec, sshLogin } from '../../src/daemons/drivers/conformance.js';
 import { runChecked } from '../../src/common/exec.js';
 import { cgroupPathOf, LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { detectCgroupVersion, type LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
@@ -86,19 +86,31 @@ test.serial('lxc: the memory and pids limits are in force on the running contain
   }
 });
 
-test.serial('lxc: authorizeKey before the first start writes the upper layer with the right modes', async (t) => {
+test.serial('lxc: authorizeKey writes the host\'s key directory, which the container reads and cannot change', async (t) => {
   const id = own(3);
   await driver.create(id);
   t.teardown(() => driver.destroy(id));
-  const key = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'pre-start' }).public;
-  await driver.authorizeKey(id, key);
+  const keys = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'pre-start' });
+  // Before the first start and after it alike.
+  await driver.authorizeKey(id, keys.public);
+  const onHost = join(lxcPath!, id, 'vzsb-keys', 'root');
+  t.is(await readFile(onHost, 'utf8'), keys.public + '\n');
+  const st = await stat(onHost);
+  t.is(st.mode & 0o777, 0o644);
+  t.is(st.uid, IDMAP.start, 'owned by the container\'s root, as sshd\'s StrictModes wants');
   await driver.start(id);
-  t.is((await driver.exec(id, ['cat', '/root/.ssh/authorized_keys'])).stdout, key + '\n');
-  const mode = await driver.exec(id, ['stat', '-c', '%a %U', '/root/.ssh', '/root/.ssh/authorized_keys']);
-  t.is(mode.stdout, '700 root\n600 root\n');
+  t.is((await driver.exec(id, ['cat', '/etc/ssh/vzsb-keys/root'])).stdout, keys.public + '\n');
+  const write = await driver.exec(id, ['/bin/sh', '-c', 'echo x > /etc/ssh/vzsb-keys/root; touch /etc/ssh/vzsb-keys/other; mount -o remount,rw /etc/ssh/vzsb-keys']);
+  t.regex(write.stderr, /Read-only file system/);
+  t.is(await readFile(onHost, 'utf8'), keys.public + '\n');
+  t.deepEqual(await readdir(join(lxcPath!, id, 'vzsb-keys')), ['root']);
+  const { address } = (await driver.list()).find((x) => x.id === id)!;
+  const client = await sshLogin(address!, keys.private, (await driver.hostKey(id)).publicKey.split(' ')[1]!);
+  t.is(await sshExec(client, 'id -u'), '0\n');
+  client.end();
 });
 
-test.serial('lxc: a symlink planted by the student never makes the host write a host file', async (t) => {
+test.serial('lxc: no link, planted in the container or in the key directory, makes the host write a host file', async (t) => {
   const id = own(4);
   await driver.create(id);
   t.teardown(() => driver.destroy(id));
@@ -107,15 +119,23 @@ test.serial('lxc: a symlink planted by the student never makes the host write a 
   t.teardown(() => rm(canaryDir, { recursive: true, force: true }));
   const canary = join(canaryDir, 'host-file');
   await writeFile(canary, 'host content\n');
-  // The student points root's .ssh at a path that is a host directory too.
+  // The student points root's .ssh at a path that is a host directory too...
   const plant = await driver.exec(id, ['/bin/sh', '-c', `rm -rf /root/.ssh && mkdir -p ${canaryDir} && ln -s ${canaryDir} /root/.ssh && ln -s ${canary} ${canaryDir}/authorized_keys`]);
   t.is(plant.exitCode, 0);
-  const key = ssh2.utils.generateKeyPairSync('ed25519').public;
-  await driver.authorizeKey(id, key);
+  // ...and links sit in the key directory (what root of a privileged container could place there).
+  const keysDir = join(lxcPath!, id, 'vzsb-keys');
+  await symlink(canary, join(keysDir, '.root.vzsb-new'));
+  await symlink(canary, join(keysDir, 'root'));
+  const keys = ssh2.utils.generateKeyPairSync('ed25519');
+  await driver.authorizeKey(id, keys.public);
   t.is(await readFile(canary, 'utf8'), 'host content\n');
   t.deepEqual(await readdir(canaryDir), ['host-file']);
-  t.is((await driver.exec(id, ['cat', '/root/.ssh/authorized_keys'])).stdout, key + '\n');
-  t.is((await driver.exec(id, ['stat', '-c', '%F', '/root/.ssh'])).stdout, 'directory\n');
+  t.true((await lstat(join(keysDir, 'root'))).isFile());
+  t.deepEqual(await readdir(keysDir), ['root']);
+  const { address } = (await driver.list()).find((x) => x.id === id)!;
+  const client = await sshLogin(address!, keys.private, (await driver.hostKey(id)).publicKey.split(' ')[1]!);
+  t.is(await sshExec(client, 'hostname'), `${id}\n`);
+  client.end();
 });
 
 test.serial('lxc: sessions are counted from the host even after the student deletes every tool', async (t) => {

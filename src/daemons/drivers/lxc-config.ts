@@ -193,6 +193,16 @@ export function limitKeys(limits: LxcLimits, version: CgroupVersion): [string, s
 }
 
 /** The container-specific block appended to a clone's config: network identity and limits. */
+/** The clone's key directory on the host, beside its config (LxcDriver.authorizeKey writes it). */
+export const KEYS_DIR = 'vzsb-keys';
+/** Where the container sees it: bind-mounted read-only, named in its sshd's AuthorizedKeysFile. */
+export const KEYS_MOUNT = 'etc/ssh/vzsb-keys';
+
+/** A path in an fstab-style LXC mount entry: whitespace and backslashes as octal escapes. */
+function fstabPath(path: string): string {
+  return path.replace(/[\s\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
 export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: CgroupVersion): string {
   const address = containerAddress(config, id);
   const { prefixLength } = parseCidr(config.subnet);
@@ -204,6 +214,7 @@ export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: C
     ['lxc.net.0.ipv4.address', `${address}/${prefixLength}`],
     ['lxc.net.0.ipv4.gateway', config.gateway],
     ...limitKeys(config.limits, version),
+    ['lxc.mount.entry', `${fstabPath(`${config.lxcPath.replace(/\/+$/, '')}/${id}/${KEYS_DIR}`)} ${KEYS_MOUNT} none bind,ro,create=dir 0 0`],
   ];
   return ['# vzsandbox: per-container settings', ...keys.map(([k, v]) => `${k} = ${v}`)].join('\n') + '\n';
 }
@@ -212,7 +223,7 @@ export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: C
 export function stripOwnedKeys(configText: string): string {
   return configText
     .split('\n')
-    .filter((line) => !/^\s*lxc\.(net\.|cgroup2?\.(memory|cpu|pids)\.)/.test(line) && line.trim() !== '# vzsandbox: per-container settings')
+    .filter((line) => !/^\s*lxc\.(net\.|cgroup2?\.(memory|cpu|pids)\.)/.test(line) && !(/^\s*lxc\.mount\.entry\s*=/.test(line) && line.includes(` ${KEYS_MOUNT} `)) && line.trim() !== '# vzsandbox: per-container settings')
     .join('\n')
     .replace(/\n*$/, '\n');
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, lchown, lstat, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
 import { run, type CommandResult, type Runner } from '../../common/exec.js';
@@ -12,6 +12,8 @@ import {
   containerAddress,
   detectCgroupVersion,
   isContainerId,
+  KEYS_DIR,
+  KEYS_MOUNT,
   overlayUpperDir,
   stripOwnedKeys,
   type CgroupVersion,
@@ -51,7 +53,8 @@ const SSHD_CONFIG = `# vzsandbox container sshd: root by key only, no passwords
 HostKey /etc/ssh/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
-AuthorizedKeysFile .ssh/authorized_keys
+# ${KEYS_MOUNT}: the host's per-clone key directory, bind-mounted read-only (authorizeKey writes it).
+AuthorizedKeysFile .ssh/authorized_keys /${KEYS_MOUNT}/%u
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitEmptyPasswords no
@@ -64,7 +67,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 `;
 
 /** Bumped when the way the base is built changes, so existing bases are rebuilt. */
-const BASE_FORMAT = 1;
+const BASE_FORMAT = 2;
 const HASH_FILE = 'vzsb-base.hash';
 const HOST_KEY_FILE = 'vzsb-host-key.pub';
 /** Present from create() until the first start(): while it exists the upper layer holds nothing of a student's. */
@@ -310,6 +313,8 @@ export class LxcDriver implements ContainerDriver {
     await writeFile(join(sshDir, 'ssh_host_ed25519_key.pub'), key.publicKey + '\n', { mode: 0o644 });
     await writeFile(join(dir, HOST_KEY_FILE), key.publicKey + '\n', { mode: 0o644 });
     await writeFile(join(dir, PRISTINE_MARKER), '');
+    await mkdir(join(dir, KEYS_DIR), { mode: 0o755 });
+    if (this.config.idmap) await chown(join(dir, KEYS_DIR), this.config.idmap.start, this.config.idmap.start);
     if (this.config.idmap) {
       // What LXC and we wrote into the upper layer belongs to the container's root, and the
       // container's root must reach it through the container directory.
@@ -406,18 +411,31 @@ export class LxcDriver implements ContainerDriver {
   }
 
   /**
-   * A running container gets the key through lxc-attach, inside its own namespaces, so a
-   * symlink a student planted resolves inside the container and can never make the host
-   * write a host file. A clone that has never started is written through its overlay upper
-   * layer directly (nothing in it is the student's yet).
+   * The key goes into the clone's key directory on the host (<clone>/vzsb-keys/root), which
+   * the container's sshd reads through a read-only bind mount: a file write and a rename, no
+   * process in the container. The directory is the host's and nothing in it is followed: a
+   * leftover temporary is unlinked and the new one created exclusively (O_EXCL refuses a
+   * symlink), then renamed over the old key (rename replaces a link, never follows it).
+   * Clones made before this layout (no mount entry in their config) get the key through
+   * lxc-attach, inside their own namespaces, or through the upper layer while never started.
    */
   async authorizeKey(id: string, publicKey: string): Promise<void> {
     const dir = this.requireContainer(id);
     const line = publicKey.trim();
     if (line.includes('\n')) throw new VzsbError('E_INVALID', 'authorizeKey: expected one public key line, got several lines');
     keyBlob(line);
+    const config = await readFile(join(dir, 'config'), 'utf8');
+    if (config.includes(`${KEYS_DIR} ${KEYS_MOUNT} `)) {
+      const keys = join(dir, KEYS_DIR);
+      const tmp = join(keys, '.root.vzsb-new');
+      await rm(tmp, { force: true });
+      await writeFile(tmp, line + '\n', { mode: 0o644, flag: 'wx' });
+      if (this.config.idmap) await chown(tmp, this.config.idmap.start, this.config.idmap.start);
+      await rename(tmp, join(keys, 'root'));
+      return;
+    }
     if (existsSync(join(dir, PRISTINE_MARKER)) && (await this.state(id)) === 'STOPPED') {
-      const upper = overlayUpperDir(await readFile(join(dir, 'config'), 'utf8'));
+      const upper = overlayUpperDir(config);
       if (!upper) throw driverError('E_DRIVER_RUNTIME', `clone ${id} is not an overlay clone`);
       const sshDir = join(upper, 'root', '.ssh');
       await mkdir(join(upper, 'root'), { recursive: true, mode: 0o700 });
@@ -516,5 +534,6 @@ async function customizeBaseRootfs(rootfs: string): Promise<void> {
   await writeFile(join(ssh, 'sshd_config'), SSHD_CONFIG, { mode: 0o644 });
   await writeFile(join(rootfs, 'sbin', 'vzsb-init'), INIT_SCRIPT, { mode: 0o755 });
   await mkdir(join(rootfs, 'run', 'sshd'), { recursive: true, mode: 0o755 });
+  await mkdir(join(rootfs, KEYS_MOUNT), { recursive: true, mode: 0o755 });
   await rm(join(rootfs, 'root', '.ssh'), { recursive: true, force: true });
 }

@@ -48,6 +48,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
+/** How long the last output may take to reach a client before the exit status goes anyway. */
+const FLUSH_MS = 10_000;
 const SIGNALS: Record<string, NodeJS.Signals> = { HUP: 'SIGHUP', TERM: 'SIGTERM', INT: 'SIGINT', QUIT: 'SIGQUIT' };
 
 export async function startAgent(options: AgentOptions): Promise<Agent> {
@@ -219,7 +221,9 @@ function handleConnection(sock: Socket, env: ConnectionEnv): void {
         if (!closed) io.terminal.stderr.write('vzsb: Something went wrong on the gateway. [E_INTERNAL]\r\n');
         return 255;
       })
-      .then((status) => {
+      .then(async (status) => {
+        // What the session wrote goes out before the exit status (a client may read slowly).
+        await io.flush(FLUSH_MS);
         if (!closed) sock.end(encodeFrame('x', String(status)));
         env.live.delete(sock);
         env.onIdle();
@@ -236,6 +240,8 @@ class FramedTerminal {
   readonly terminal: Terminal;
   private readonly waiting: ((err?: Error | null) => void)[] = [];
   private gone = false;
+  private inputEnded = false;
+  private readonly outputs: Writable[];
   private readonly stdin: Readable & { isTTY: boolean; setRawMode(raw: boolean): unknown };
   private readonly stdout: Writable & { isTTY: boolean; columns: number; rows: number };
 
@@ -261,15 +267,36 @@ class FramedTerminal {
     this.stdout = Object.assign(output('o'), { isTTY: hello.tty.stdout, columns: hello.cols, rows: hello.rows });
     const stderr = Object.assign(output('e'), { isTTY: hello.tty.stderr });
     sock.on('drain', () => this.flushWaiting());
+    this.outputs = [this.stdout, stderr];
+    // Errors are the relay's business while it runs; before and after, nobody must be hurt by one.
+    for (const stream of [this.stdin, ...this.outputs]) stream.on('error', () => {});
     this.terminal = { stdin: this.stdin, stdout: this.stdout, stderr, term: hello.env.TERM ?? 'xterm-256color' };
   }
 
   input(data: Buffer): void {
+    if (this.inputEnded) return;
     if (!this.stdin.push(Buffer.from(data))) this.sock.pause();
   }
 
   endInput(): void {
+    if (this.inputEnded) return;
+    this.inputEnded = true;
     this.stdin.push(null);
+  }
+
+  /** Resolves once everything written to stdout and stderr reached the socket (or after `ms`). */
+  async flush(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const finished = (w: Writable) =>
+      new Promise<void>((resolve) => {
+        if (w.writableFinished || w.destroyed) return resolve();
+        w.once('finish', resolve);
+        w.once('error', () => resolve());
+        w.once('close', resolve);
+        w.end();
+      });
+    await Promise.race([Promise.all(this.outputs.map(finished)), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   resize(size: { cols: number; rows: number }): void {
@@ -281,7 +308,7 @@ class FramedTerminal {
   /** The client is gone: output fails from now on, input ends. */
   closed(): void {
     this.gone = true;
-    this.stdin.push(null);
+    this.endInput();
     this.flushWaiting(new Error('the login client closed the connection'));
   }
 

@@ -52,6 +52,20 @@ async function spawnCollect(file: string, args: string[], input = '', env?: Node
   return { code, stdout, stderr };
 }
 
+/** Like spawnCollect, but the output is not read for the first `holdMs` (a slow terminal or pipe). */
+async function slowReader(file: string, args: string[], holdMs: number): Promise<Ran> {
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pause();
+  const held = setTimeout(() => child.stdout.resume(), holdMs);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(held);
+  return { code, stdout, stderr };
+}
+
 /** As the student, without sshd: what a student with a shell on the gateway could try. */
 function asUser(user: string, argv: string[], env: Record<string, string> = {}): Promise<Ran> {
   return spawnCollect('runuser', ['-u', user, '--', 'env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]);
@@ -125,6 +139,12 @@ test.serial('exec mode: `ssh gateway cmd` relays stdin, stdout, stderr and the e
   const piped = await ssh(bob, 'wc -c; exit 0', 'x'.repeat(100_000));
   t.is(piped.code, 0, piped.stderr);
   t.is(piped.stdout.trim(), '100000');
+  // A lot of output right before the exit, read slowly by the student's side: all of it
+  // arrives, then the status (the output queued on the gateway goes out before the exit).
+  const flood = await slowReader('ssh', [...gw.sshArgs(bob), 'seq 1 300000; exit 3'], 1500);
+  t.is(flood.code, 3, flood.stderr);
+  t.is(flood.stdout.length, 1_988_895);
+  t.true(flood.stdout.endsWith('\n299999\n300000\n'));
   // `ssh -T gateway` with a script on stdin: a shell without a PTY.
   const script = await ssh(bob, undefined, 'echo "in $(hostname)"\nexit 4\n', ['-T']);
   t.is(script.code, 4, script.stderr);

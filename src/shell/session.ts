@@ -79,13 +79,15 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   });
 
   try {
+    const pid = deps.pid ?? process.pid;
+    // The agent's log is open already: even a refused identity gets its line there.
+    const context = deps.context ? await deps.context() : undefined;
+    if (context) log = context.logger.child({ pid });
     inv = readInvocation(deps.env);
     stage = 'config';
-    const pid = deps.pid ?? process.pid;
-    if (deps.context) {
-      const context = await deps.context();
+    if (context) {
       config = context.config;
-      log = context.logger.child({ pid, user: inv.user });
+      log = log.child({ user: inv.user });
     } else {
       config = await loadGatewayConfig(deps.configPath);
       const file = openLogFile(config.logFile, config.logLevel, { component: 'gateway', pid });

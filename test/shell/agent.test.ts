@@ -119,6 +119,11 @@ test('a login through the agent: the student gets one line with the code, the lo
   const failed = (await s.log()).find((l) => l.event === 'login.failed');
   t.like(failed, { user: 'alice', code: 'E_NO_CAPACITY', via: 'agent', pid: ran.pid, stage: 'lease' });
   t.is(agent.sessions(), 0);
+  // A hello without a usable identity is refused like the standalone process refuses it, and logged.
+  const nobody = await client(s.clientPath, { SUDO_USER: 'root' });
+  t.is(nobody.code, 255);
+  t.regex(nobody.stderr, /\[E_IDENTITY\]/);
+  t.like((await s.log()).find((l) => l.event === 'login.failed' && l.code === 'E_IDENTITY'), { via: 'agent', pid: nobody.pid, stage: 'start' });
 });
 
 test('the agent reads the config again when it changes: the next login uses the new balancers', async (t) => {

@@ -61,9 +61,11 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   const helloTimeoutMs = options.helloTimeoutMs ?? 5000;
 
   const live = new Map<Socket, (signal: NodeJS.Signals) => void>();
-  let idle: () => void = () => {};
+  const connections = new Set<Socket>();
   const server: Server = createServer((sock) => {
-    handleConnection(sock, { contexts, configPath: options.configPath, helloTimeoutMs, log, live, onIdle: () => live.size === 0 && idle() });
+    connections.add(sock);
+    sock.once('close', () => connections.delete(sock));
+    handleConnection(sock, { contexts, configPath: options.configPath, helloTimeoutMs, log, live });
   });
   server.maxConnections = options.maxConnections ?? 4096;
   server.on('error', (err) => log().error('agent.error', { error: err }));
@@ -79,6 +81,10 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   await chmod(socketPath, 0o600);
   log().info('agent.listening', { socket: socketPath, pid: process.pid });
 
+  const within = (ms: number, p: Promise<void>) => {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]).finally(() => clearTimeout(timer));
+  };
   let stopping: Promise<void> | undefined;
   return {
     socketPath,
@@ -89,25 +95,16 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
     },
     stop: () =>
       (stopping ??= (async () => {
-        // Closing the server removes the socket: clients from now on run standalone sessions.
+        // Closing the server removes the socket (clients from now on run standalone sessions);
+        // its callback comes once every connection, so every session, has ended.
         const closed = new Promise<void>((r) => server.close(() => r()));
         log().info('agent.draining', { sessions: live.size, drainMs });
-        if (live.size > 0) {
-          const drained = new Promise<void>((r) => (idle = r));
-          let timer: NodeJS.Timeout | undefined;
-          const late = new Promise<void>((r) => (timer = setTimeout(r, drainMs)));
-          await Promise.race([drained, late]);
-          clearTimeout(timer);
-          if (live.size > 0) {
-            log().warn('agent.drain-timeout', { sessions: live.size });
-            for (const end of live.values()) end('SIGHUP');
-            await new Promise<void>((r) => {
-              idle = r;
-              setTimeout(r, 5000).unref();
-            });
-          }
+        if (!(await within(drainMs, closed))) {
+          log().warn('agent.drain-timeout', { sessions: live.size });
+          for (const end of live.values()) end('SIGHUP');
+          if (!(await within(5000, closed))) for (const sock of connections) sock.destroy();
+          await closed;
         }
-        await closed;
         log().info('agent.stopped', {});
         contexts.close();
       })()),
@@ -120,7 +117,6 @@ interface ConnectionEnv {
   helloTimeoutMs: number;
   log: () => Logger;
   live: Map<Socket, (signal: NodeJS.Signals) => void>;
-  onIdle: () => void;
 }
 
 /** One login: the hello, then the session with the client's stdio, then its exit status. */
@@ -226,7 +222,6 @@ function handleConnection(sock: Socket, env: ConnectionEnv): void {
         await io.flush(FLUSH_MS);
         if (!closed) sock.end(encodeFrame('x', String(status)));
         env.live.delete(sock);
-        env.onIdle();
       });
   };
 }

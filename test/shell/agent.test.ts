@@ -215,6 +215,29 @@ test('a stopping agent removes its socket at once and waits for open sessions', 
   t.true(stopped);
 });
 
+test('a session still open when the drain time is up is ended as by a hang-up, and the agent stops', async (t) => {
+  let asked = 0;
+  const released: string[] = [];
+  const holding = await stubServer(t, (req, res) => {
+    req.resume();
+    if (req.method === 'DELETE') {
+      released.push(req.url!);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    } else asked++;
+  });
+  const s = await gatewayFiles(t, [holding]);
+  const agent = await startAgent({ configPath: s.configPath, drainMs: 300 });
+  const running = client(s.clientPath, { SUDO_USER: 'erin' });
+  await until(async () => (asked === 1 ? true : undefined));
+  await agent.stop();
+  t.is(agent.sessions(), 0);
+  const ran = await running;
+  t.is(ran.code, 129);
+  t.deepEqual(released, ['/v1/leases/erin']);
+  t.like((await s.log()).find((l) => l.event === 'agent.drain-timeout'), { sessions: 1 });
+});
+
 async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = performance.now() + timeoutMs;
   for (let delay = 10; ; delay = Math.min(200, delay * 2)) {

@@ -100,6 +100,21 @@ function client(path: string, env: Record<string, string>, options: { onSpawn?: 
   return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, pid: child.pid! })));
 }
 
+/** A balancer that never answers a lease request and records releases. */
+async function holdingBalancer(t: { teardown(fn: () => void): void }): Promise<{ url: string; released: string[]; asked(): number }> {
+  const released: string[] = [];
+  let asked = 0;
+  const url = await stubServer(t, (req, res) => {
+    req.resume();
+    if (req.method === 'DELETE') {
+      released.push(req.url!);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    } else asked++;
+  });
+  return { url, released, asked: () => asked };
+}
+
 async function agentOn(t: { teardown(fn: () => Promise<void>): void }, s: Setup): Promise<Agent> {
   const agent = await startAgent({ configPath: s.configPath });
   t.teardown(() => agent.stop());
@@ -146,15 +161,7 @@ test('the agent reads the config again when it changes: the next login uses the 
 });
 
 test('a signal to the client while the lease is pending ends the login with 128+n and releases', async (t) => {
-  const released: string[] = [];
-  const holding = await stubServer(t, (req, res) => {
-    req.resume();
-    if (req.method === 'DELETE') {
-      released.push(req.url!);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    }
-  });
+  const { url: holding, released } = await holdingBalancer(t);
   const s = await gatewayFiles(t, [holding]);
   await agentOn(t, s);
   let pid = 0;
@@ -216,25 +223,16 @@ test('a stopping agent removes its socket at once and waits for open sessions', 
 });
 
 test('a session still open when the drain time is up is ended as by a hang-up, and the agent stops', async (t) => {
-  let asked = 0;
-  const released: string[] = [];
-  const holding = await stubServer(t, (req, res) => {
-    req.resume();
-    if (req.method === 'DELETE') {
-      released.push(req.url!);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{}');
-    } else asked++;
-  });
-  const s = await gatewayFiles(t, [holding]);
+  const balancer = await holdingBalancer(t);
+  const s = await gatewayFiles(t, [balancer.url]);
   const agent = await startAgent({ configPath: s.configPath, drainMs: 300 });
   const running = client(s.clientPath, { SUDO_USER: 'erin' });
-  await until(async () => (asked === 1 ? true : undefined));
+  await until(async () => (balancer.asked() === 1 ? true : undefined));
   await agent.stop();
   t.is(agent.sessions(), 0);
   const ran = await running;
   t.is(ran.code, 129);
-  t.deepEqual(released, ['/v1/leases/erin']);
+  t.deepEqual(balancer.released, ['/v1/leases/erin']);
   t.like((await s.log()).find((l) => l.event === 'agent.drain-timeout'), { sessions: 1 });
 });
 

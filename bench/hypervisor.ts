@@ -25,7 +25,7 @@ import { parseHypervisorConfig } from '../src/daemons/hypervisor/config.js';
 import { LeaseStore } from '../src/daemons/hypervisor/lease-store.js';
 import { HypervisorMetrics } from '../src/daemons/hypervisor/metrics.js';
 import { Pool, type Capacity } from '../src/daemons/hypervisor/pool.js';
-import { createTestBridge } from '../test/helpers/bridge.js';
+import { createTestBridge, lxcConfigOn } from '../test/helpers/bridge.js';
 import { fmtMs, percentile } from './stats.js';
 
 const LEASES = Number(process.argv[2] ?? 100);
@@ -39,16 +39,7 @@ const TOKEN = 'bench-token-0123456789abcdef';
 const bridge = await createTestBridge(INDEX);
 const work = await mkdtemp(join(tmpdir(), 'vzsb-bench-hyp-'));
 const logger = process.env.VZSB_BENCH_LOG ? createLogger({ level: 'debug' }) : silentLogger;
-const driverOptions = {
-  prefix: PREFIX,
-  lxcPath: join(work, 'lxc'),
-  bridge: bridge.name,
-  subnet: bridge.subnet,
-  gateway: bridge.gateway,
-  firstAddress: bridge.address(2),
-  lastAddress: bridge.address(250),
-  baseName: 'vzhbbase',
-};
+const driverOptions = lxcConfigOn(bridge, { prefix: PREFIX, lxcPath: join(work, 'lxc'), baseName: 'vzhbbase', firstAddress: bridge.address(2) });
 const driver = new LxcDriver({ config: lxcDriverConfigSchema.parse(driverOptions), logger });
 const config = parseHypervisorConfig({
   listen: { host: '127.0.0.1', port: 0 },

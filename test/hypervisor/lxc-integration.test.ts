@@ -8,7 +8,7 @@ import { run } from '../../src/common/exec.js';
 import { eventually, sshExec } from '../../src/daemons/drivers/conformance.js';
 import { lxcDriverConfigSchema } from '../../src/daemons/drivers/lxc-config.js';
 import { LxcDriver } from '../../src/daemons/drivers/lxc.js';
-import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
+import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridge.js';
 import { runCli, type CliProcess } from './daemon-process.js';
 
 /**
@@ -114,17 +114,7 @@ async function inContainer(id: string, ...argv: string[]): Promise<number> {
 test.serial.before(async () => {
   bridge = await createTestBridge(INDEX);
   work = await mkdtemp(join(tmpdir(), `vzsb-hyp${INDEX}-`));
-  const driverOptions = {
-    prefix: PREFIX,
-    lxcPath: join(work, 'lxc'),
-    bridge: bridge.name,
-    subnet: bridge.subnet,
-    gateway: bridge.gateway,
-    firstAddress: bridge.address(10),
-    lastAddress: bridge.address(250),
-    baseName: `vzh${INDEX}base`,
-    limits: { memoryMiB: 256, pidsMax: 256 },
-  };
+  const driverOptions = lxcConfigOn(bridge, { prefix: PREFIX, lxcPath: join(work, 'lxc'), baseName: `vzh${INDEX}base`, limits: { memoryMiB: 256, pidsMax: 256 } });
   driver = new LxcDriver({ config: lxcDriverConfigSchema.parse(driverOptions) });
   configPath = join(work, 'hypervisor.yaml');
   await writeFile(

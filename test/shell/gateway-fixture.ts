@@ -10,7 +10,7 @@ import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import { waitForSsh } from '../../src/daemons/drivers/ssh-ready.js';
 import { toOpensshPrivateKey } from '../../src/shell/session-key.js';
 import { removeGateway, setupGateway, type GatewaySetupOptions } from '../../src/shell/setup.js';
-import { createTestBridge, type TestBridge } from '../helpers/bridge.js';
+import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridge.js';
 import { runCli, type CliProcess } from '../hypervisor/daemon-process.js';
 
 /**
@@ -106,18 +106,7 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
         tokens: { lease: [leaseToken], admin: [adminToken] },
         stateDir: join(work, 'state'),
         pool: { standby: options.standby, max: options.max, graceSeconds: 0, idleSeconds: 900, checkSeconds: 5 },
-        driver: {
-          kind: 'lxc',
-          prefix,
-          lxcPath,
-          bridge: bridge.name,
-          subnet: bridge.subnet,
-          gateway: bridge.gateway,
-          firstAddress: bridge.address(10),
-          lastAddress: bridge.address(250),
-          baseName: `vzg${index}base`,
-          limits: { memoryMiB: 256, pidsMax: 256 },
-        },
+        driver: { kind: 'lxc', ...lxcConfigOn(bridge, { prefix, lxcPath, baseName: `vzg${index}base`, limits: { memoryMiB: 256, pidsMax: 256 } }) },
       }),
     );
     const daemon = runCli(['hypervisor', '--config', hypConfig]);
@@ -157,6 +146,8 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
         logFile: join(work, 'log', 'gateway.log'),
         logLevel: 'debug',
         sessionsDir: join(work, 'sessions'),
+        // A session an earlier failed test left open must not hold a stopping agent for an hour.
+        agentDrainSeconds: 30,
       },
     };
     await mkdir(join(work, 'bin'), { mode: 0o755 });
@@ -222,13 +213,13 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
     await waitForSsh({ host: '127.0.0.1', port: sshPort, timeoutMs: 10_000, what: `gateway sshd (${sshdLog.join('')})` });
 
     // The session agent, as the gateway's service runs it: the service user, the same entry.
-    const ids = (await runChecked('id', ['-u', serviceUser])).stdout.trim();
+    const uid = Number((await runChecked('id', ['-u', serviceUser])).stdout.trim());
     const gid = Number((await runChecked('id', ['-g', serviceUser])).stdout.trim());
     let agent: ChildProcess | undefined;
     let agentExit: Promise<number | null> = Promise.resolve(null);
     const agentLog: string[] = [];
     const startAgent = async () => {
-      const child = spawn(process.execPath, [...entry, '--agent', '--config', configPath], { uid: Number(ids), gid, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
+      const child = spawn(process.execPath, [...entry, '--agent', '--config', configPath], { uid, gid, stdio: ['ignore', 'ignore', 'pipe'], cwd: '/' });
       agent = child;
       agentExit = new Promise((r) => child.once('exit', (code) => r(code)));
       let text = '';

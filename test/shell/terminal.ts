@@ -25,6 +25,8 @@ export async function createTerminals(socket: string): Promise<Terminals> {
   const conf = join(dir, 'tmux.conf');
   await writeFile(conf, 'set -g remain-on-exit on\nset -g history-limit 5000\n');
   const tmux = (...args: string[]) => runChecked('tmux', ['-L', socket, '-f', conf, ...args]);
+  // A server left by a killed run of the same test file would still hold its session names.
+  await run('tmux', ['-L', socket, 'kill-server']);
   const poll = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, last: () => Promise<string>): Promise<T> => {
     const deadline = performance.now() + timeoutMs;
     let delay = 20;

@@ -2,7 +2,7 @@
 # Installs the system packages and npm modules vzsandbox needs on this machine (Debian 12, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(lxc openssh-server openssh-client nftables debootstrap ansible-core tmux busybox-static
+PACKAGES=(lxc lxc-templates openssh-server openssh-client nftables debootstrap ansible-core tmux busybox-static
           iproute2 bridge-utils sudo uidmap rsync cron procps)
 missing=()
 for p in "${PACKAGES[@]}"; do

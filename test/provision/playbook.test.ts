@@ -108,3 +108,31 @@ test('notifying a handler the play does not have is an error', async (t) => {
   const dir = write({ 'pb.yaml': '- hosts: all\n  tasks:\n    - command: "true"\n      notify: restrat\n  handlers:\n    - name: restart\n      command: "true"\n' });
   await t.throwsAsync(load(dir), { message: /pb\.yaml:3: task "command true" notifies "restrat", which is not a handler of play .* \(handlers: restart\)/ });
 });
+
+test('playbooks are YAML 1.1 as in Ansible: leading-zero octal modes, yes/no booleans, merge keys', async (t) => {
+  const dir = write({
+    'pb.yaml': `- hosts: all
+  become: yes
+  vars:
+    base: &base { owner: root }
+    merged: { <<: *base, group: adm }
+  tasks:
+    - file: { path: /x, state: directory, mode: 0444 }
+    - file: { path: /y, state: directory, mode: 0700 }
+      ignore_errors: no
+    - lineinfile: { path: /z, line: a, create: yes }
+`,
+  });
+  const play = (await load(dir)).plays[0]!;
+  t.true(play.become);
+  t.deepEqual(play.vars.merged, { owner: 'root', group: 'adm' });
+  const [a, b, c] = play.tasks;
+  t.is((a!.args as { mode: number }).mode, 0o444);
+  t.is((b!.args as { mode: number }).mode, 0o700);
+  t.false(b!.ignoreErrors);
+  t.is((c!.args as { create: unknown }).create, true);
+  // and the mode reaches the operation as the same octal digits
+  const { parseInput } = await import('../../src/common/validate.js');
+  t.is(parseInput(operations.get('file')!.args, a!.args, 'file').mode, '0444');
+  t.is(parseInput(operations.get('file')!.args, b!.args, 'file').mode, '0700');
+});

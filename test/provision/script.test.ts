@@ -60,3 +60,17 @@ test('put with validate: a refused file leaves the old one in place', async (t) 
   t.is(accepted.records[0]!.exitCode, 0);
   t.is(readFileSync(`${dir}/conf`, 'utf8'), 'still good\n');
 });
+
+test('content fact: an empty file reads as empty, not as the word "present"', async (t) => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { factModules } = await import('../../src/provision/facts/index.js');
+  const dir = mkdtempSync(`${tmpdir()}/vzsb-content-`);
+  writeFileSync(`${dir}/empty`, '');
+  writeFileSync(`${dir}/one`, 'present\n');
+  const refs = ['empty', 'one', 'missing'].map((f) => ({ fact: 'content', arg: `${dir}/${f}` }));
+  const r = await run('sh', ['-s'], { input: factsScript('N3', refs) });
+  const records = parseRecords(r.stdout, 'N3');
+  const content = factModules.get('content')!;
+  t.deepEqual(refs.map((ref, i) => content.parse(records.get(String(i)) ?? '', ref.arg)), ['', 'present\n', null]);
+});

@@ -54,6 +54,8 @@ export const contentFact: FactModule<string | null> = {
     const nl = stdout.indexOf('\n');
     const head = nl < 0 ? stdout.trim() : stdout.slice(0, nl).trim();
     if (head !== 'present') return null;
+    // An empty file prints no base64 at all: the record is the bare "present" line.
+    if (nl < 0) return '';
     return Buffer.from(stdout.slice(nl + 1).trim(), 'base64').toString('utf8');
   },
 };

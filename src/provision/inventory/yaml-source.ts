@@ -137,7 +137,7 @@ function findDuplicate(doc: Document.Parsed, offset: number): { key: string; pat
  * booleans (not y/n); dates stay strings (PyYAML makes dates, which Ansible prints back as the
  * same text).
  */
-function pyyamlTags(tags: Tags): Tags {
+export function pyyamlTags(tags: Tags): Tags {
   const dropped = new Set(['tag:yaml.org,2002:timestamp', 'tag:yaml.org,2002:bool']);
   const kept = tags.filter((t) => typeof t === 'string' ? t !== 'timestamp' && t !== 'bool' : !dropped.has(t.tag));
   return [...kept, boolTag(true, /^(?:yes|Yes|YES|true|True|TRUE|on|On|ON)$/), boolTag(false, /^(?:no|No|NO|false|False|FALSE|off|Off|OFF)$/), unsafeTag, vaultTag];

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
-import { LineCounter, parseDocument, isMap, isSeq, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isSeq, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
 import { VzsbError, describe } from '../../common/errors.js';
+import { pyyamlTags } from '../inventory/yaml-source.js';
 import type { Play, Playbook, Task } from './model.js';
 
 const PLAY_KEYS = new Set(['name', 'hosts', 'become', 'become_user', 'vars', 'defaults', 'serial', 'max_fail_percentage', 'tags', 'tasks', 'handlers', 'gather_facts', 'pre_tasks', 'post_tasks']);
@@ -34,11 +35,11 @@ async function loadInto(path: string, options: LoadOptions, plays: Play[], stack
   const { ctx, root, doc } = parseFile(path, text, options, 'plays');
   const seq = root as YAMLSeq;
   for (let i = 0; i < seq.items.length; i++) {
-    const node = seq.items[i] as Node;
+    const node = ctx.deref(seq.items[i] as Node);
     const at = `[${i}]`;
     if (!isMap(node)) ctx.fail(node, at, `expected a play (a mapping), got ${describe(doc.toJS().at?.(i))}`);
     const map = node as YAMLMap;
-    const raw = map.toJSON() as Record<string, unknown>;
+    const raw = ctx.js(map) as Record<string, unknown>;
     if ('import_playbook' in raw) {
       if (typeof raw.import_playbook !== 'string') ctx.fail(node, `${at}.import_playbook`, 'expected a file name');
       await loadInto(resolve(dirname(path), raw.import_playbook as string), options, plays, [...stack, path]);
@@ -52,7 +53,9 @@ async function loadInto(path: string, options: LoadOptions, plays: Play[], stack
 function parseFile(path: string, text: string, options: LoadOptions, what: 'plays' | 'tasks') {
   const shown = relative(options.cwd ?? process.cwd(), path) || path;
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  // YAML 1.1 as PyYAML reads it, like Ansible and like the inventory loader: `mode: 0444` is octal
+  // 0444 (under 1.2 it would be decimal 444, i.e. 0674), `yes`/`no`/`on`/`off` are booleans.
+  const doc = parseDocument(text, { version: '1.1', merge: true, customTags: pyyamlTags, lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
     throw new VzsbError('E_PLAYBOOK', `${shown}:${lines.linePos(e.pos[0]).line}: ${e.message.split('\n')[0]}`);
@@ -63,7 +66,10 @@ function parseFile(path: string, text: string, options: LoadOptions, what: 'play
   };
   const root = doc.contents;
   if (!isSeq(root)) fail(root, '(root)', `expected a list of ${what}, got ${describe(doc.toJS())}`);
-  const ctx: Ctx = { path, shown, lineOf, fail, options };
+  // Aliases (`*common`) and merge keys (`<<: *base`) resolve against the document.
+  const deref = (node: Node): Node => (isAlias(node) ? ((node.resolve(doc) as Node | undefined) ?? node) : node);
+  const js = (node: Node): unknown => node.toJS(doc, { maxAliasCount: 1000 });
+  const ctx: Ctx = { path, shown, lineOf, fail, options, deref, js };
   return { ctx, root: root as YAMLSeq, doc };
 }
 
@@ -73,6 +79,8 @@ interface Ctx {
   lineOf: (n: Node | null | undefined) => number;
   fail: (n: Node | null | undefined, path: string, msg: string) => never;
   options: LoadOptions;
+  deref: (n: Node) => Node;
+  js: (n: Node) => unknown;
 }
 
 function parsePlay(map: YAMLMap, raw: Record<string, unknown>, at: string, ctx: Ctx): Play {
@@ -95,8 +103,9 @@ function parsePlay(map: YAMLMap, raw: Record<string, unknown>, at: string, ctx: 
   const mfp = raw.max_fail_percentage;
   if (mfp !== undefined && !(typeof mfp === 'number' && mfp >= 0 && mfp <= 100)) fail(map, `${at}.max_fail_percentage`, `expected 0-100, got ${describe(mfp)}`);
   const taskList = (key: string, handler: boolean): Task[] => {
-    const node = map.get(key, true) as Node | undefined;
-    if (node === undefined || raw[key] === null) return [];
+    const found = map.get(key, true) as Node | undefined;
+    if (found === undefined || raw[key] === null) return [];
+    const node = ctx.deref(found);
     if (!isSeq(node)) return fail(node, `${at}.${key}`, `expected a list of tasks, got ${describe(raw[key])}`);
     return (node as YAMLSeq).items.flatMap((item, j) => expandTask(item as Node, `${at}.${key}[${j}]`, ctx, handler, []));
   };
@@ -130,9 +139,10 @@ function parsePlay(map: YAMLMap, raw: Record<string, unknown>, at: string, ctx: 
 }
 
 /** A task, or the tasks of an `import_tasks: file.yaml` entry (inlined where it stands). */
-function expandTask(node: Node, at: string, ctx: Ctx, handler: boolean, stack: string[]): Task[] {
+function expandTask(item: Node, at: string, ctx: Ctx, handler: boolean, stack: string[]): Task[] {
+  const node = ctx.deref(item);
   if (isMap(node) && (node as YAMLMap).has('import_tasks')) {
-    const raw = (node as YAMLMap).toJSON() as Record<string, unknown>;
+    const raw = ctx.js(node) as Record<string, unknown>;
     const extra = Object.keys(raw).filter((k) => k !== 'import_tasks');
     if (extra.length) ctx.fail(node, at, `import_tasks takes no other keywords (got ${extra.join(', ')})`);
     if (typeof raw.import_tasks !== 'string') ctx.fail(node, `${at}.import_tasks`, 'expected a file name');
@@ -155,7 +165,7 @@ function parseTask(node: Node, at: string, ctx: Ctx, handler: boolean): Task {
   const { fail } = ctx;
   if (!isMap(node)) return fail(node, at, 'expected a task (a mapping)');
   const map = node as YAMLMap;
-  const raw = map.toJSON() as Record<string, unknown>;
+  const raw = ctx.js(map) as Record<string, unknown>;
   const moduleKeys = Object.keys(raw).filter((k) => !TASK_KEYS.has(k));
   if (moduleKeys.length === 0) fail(map, at, 'no module: a task needs one of ' + [...ctx.options.modules].sort().join(', '));
   if (moduleKeys.length > 1) fail(map, at, `more than one module or unknown keywords: ${moduleKeys.join(', ')}`);

@@ -37,6 +37,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   E_NO_LEASE: 404,
   E_UNKNOWN_HYPERVISOR: 404,
   E_IN_USE: 409,
+  E_RENEW_FAILED: 503,
 };
 
 const hypervisorNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a hypervisor name');

@@ -6,7 +6,10 @@ import type { Capacity, HypervisorClient } from './hypervisor-client.js';
 /**
  * Health of every hypervisor: its /healthz polled in the background with a bounded timeout.
  * A hypervisor is down from the first failed poll (or a failed call reported by the lease
- * path) until a poll succeeds again. Only a cache: every decision that matters re-asks.
+ * path) until a poll succeeds again. A hypervisor that answers `status: degraded` (its state
+ * cannot be written, its container network is down, its disk is full) is up but gets no new
+ * leases until it says ok again; its existing leases go on. Only a cache: every decision that
+ * matters re-asks.
  */
 export interface HypervisorHealthState {
   name: string;
@@ -17,6 +20,8 @@ export interface HypervisorHealthState {
   since: number;
   lastError: string | null;
   capacity: Capacity | null;
+  /** Why it takes no new leases now (its own words), or null when it does. */
+  degraded: string[] | null;
 }
 
 export interface HealthOptions {
@@ -43,7 +48,7 @@ export class HealthMonitor {
     const now = options.clock.now();
     for (const c of clients) {
       // Unknown until the first poll: counted as down, so no lease goes to a hypervisor never seen.
-      this.states.set(c.name, { name: c.name, up: false, lastSeen: null, since: now, lastError: 'not polled yet', capacity: null });
+      this.states.set(c.name, { name: c.name, up: false, lastSeen: null, since: now, lastError: 'not polled yet', capacity: null, degraded: null });
     }
   }
 
@@ -72,6 +77,12 @@ export class HealthMonitor {
     return this.states.get(name)?.up ?? false;
   }
 
+  /** Up and not degraded: a new lease may go there. */
+  acceptsNew(name: string): boolean {
+    const s = this.states.get(name);
+    return (s?.up ?? false) && s?.degraded === null;
+  }
+
   /** A call to `name` failed to reach it: down until the next good poll. */
   reportFailure(name: string, error: string): void {
     this.set(name, false, error);
@@ -91,6 +102,7 @@ export class HealthMonitor {
   private async poll(client: HypervisorClient): Promise<void> {
     try {
       const health = await client.health(this.options.timeoutMs);
+      this.setDegraded(client.name, health.status === 'degraded' ? (health.degraded?.length ? health.degraded : ['degraded']) : null);
       this.set(client.name, true, null, health.capacity);
     } catch (err) {
       this.set(client.name, false, errorMessage(err));
@@ -103,6 +115,15 @@ export class HealthMonitor {
       void this.pollAll().finally(() => this.schedule());
     }, this.options.intervalMs);
     this.timer.unref();
+  }
+
+  private setDegraded(name: string, reasons: string[] | null): void {
+    const s = this.states.get(name);
+    if (!s) return;
+    const was = s.degraded;
+    s.degraded = reasons;
+    if (reasons && !was) this.options.logger.warn('hypervisor.degraded', { hypervisor: name, reasons });
+    else if (!reasons && was) this.options.logger.info('hypervisor.recovered', { hypervisor: name });
   }
 
   private set(name: string, up: boolean, error: string | null, capacity?: Capacity): void {

@@ -43,7 +43,7 @@ export const capacitySchema = z.looseObject({
 export type Capacity = z.infer<typeof capacitySchema>;
 export const capacityStates = ['clean', 'leased', 'building', 'dirty', 'broken'] as const;
 
-const healthSchema = z.looseObject({ status: z.string(), driver: z.string().optional(), capacity: capacitySchema });
+const healthSchema = z.looseObject({ status: z.string(), degraded: z.array(z.string()).optional(), driver: z.string().optional(), capacity: capacitySchema });
 export type HypervisorHealth = z.infer<typeof healthSchema>;
 
 export const leaseResponseSchema = z.looseObject({

@@ -190,7 +190,9 @@ export class LeaseRouter {
         inflight: this.inflight.get(name) ?? 0,
       })),
     );
-    return first ? [first, ...ranked.order.filter((n) => n !== first)] : ranked.order;
+    // A degraded hypervisor keeps the leases it holds but gets no new one.
+    const order = ranked.order.filter((n) => this.deps.health.acceptsNew(n) || !this.deps.health.isUp(n));
+    return first ? [first, ...order.filter((n) => n !== first)] : order;
   }
 
   private refusal(order: string[], failures: HypervisorCallError[], look: Lookup, timedOut: boolean): VzsbError {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, lchown, lstat, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lchown, lstat, mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
 import { run, type CommandResult, type Runner } from '../../common/exec.js';
@@ -22,7 +22,7 @@ import {
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { countSshSessions } from './ssh-sessions.js';
-import type { ContainerDriver, ContainerInfo, DriverErrorCode, ExecResult, HostKey } from './types.js';
+import type { ContainerDriver, ContainerInfo, DriverErrorCode, DriverHealth, ExecResult, HostKey } from './types.js';
 
 export interface LxcDriverDeps {
   config: LxcDriverConfig;
@@ -72,6 +72,8 @@ const HASH_FILE = 'vzsb-base.hash';
 const HOST_KEY_FILE = 'vzsb-host-key.pub';
 /** Present from create() until the first start(): while it exists the upper layer holds nothing of a student's. */
 const PRISTINE_MARKER = 'vzsb-never-started';
+/** The pool's lease record, beside the clone's config (see writeLeaseRecord). */
+const LEASE_RECORD = 'vzsb-lease.json';
 const EXEC_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LANG=C.UTF-8'];
 const EXEC_TIMEOUT_MS = 120_000;
 
@@ -90,6 +92,7 @@ export class LxcDriver implements ContainerDriver {
   private readonly cgroupVersion: CgroupVersion;
   private readonly progress: ((line: string) => void) | undefined;
   private readonly sysClassNet: string;
+  private recordSeq = 0;
   private preparing: Promise<void> | undefined;
 
   constructor(deps: LxcDriverDeps) {
@@ -419,6 +422,49 @@ export class LxcDriver implements ContainerDriver {
    * Clones made before this layout (no mount entry in their config) get the key through
    * lxc-attach, inside their own namespaces, or through the upper layer while never started.
    */
+  /**
+   * The pool's lease record lives in the clone's directory on the host (<clone>/vzsb-lease.json,
+   * beside its config, outside the rootfs: no process in the container reaches it), written to
+   * a temporary file, fsynced and renamed; lxc-destroy removes it with the clone.
+   */
+  async writeLeaseRecord(id: string, text: string): Promise<void> {
+    const dir = this.requireContainer(id);
+    const tmp = join(dir, `.${LEASE_RECORD}.${process.pid}-${++this.recordSeq}`);
+    try {
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, join(dir, LEASE_RECORD));
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async readLeaseRecord(id: string): Promise<string | undefined> {
+    return readFile(join(this.dir(id), LEASE_RECORD), 'utf8').catch(() => undefined);
+  }
+
+  /** The bridge exists and is administratively up; the free space where clones are made. */
+  async health(): Promise<DriverHealth> {
+    const problems: string[] = [];
+    const flags = await readFile(join(this.sysClassNet, this.config.bridge, 'flags'), 'utf8').catch(() => undefined);
+    if (flags === undefined) problems.push(`bridge ${this.config.bridge} does not exist`);
+    else if ((Number.parseInt(flags.trim(), 16) & 1) === 0) problems.push(`bridge ${this.config.bridge} is down`);
+    let freeBytes: number | undefined;
+    try {
+      const fs = await statfs(this.config.lxcPath);
+      freeBytes = fs.bavail * fs.bsize;
+    } catch (err) {
+      problems.push(`cannot read the free space of ${this.config.lxcPath}: ${(err as Error).message}`);
+    }
+    return { problems, freeBytes, reachable: true };
+  }
+
   async authorizeKey(id: string, publicKey: string): Promise<void> {
     const dir = this.requireContainer(id);
     const line = publicKey.trim();

@@ -1,6 +1,6 @@
 import { VzsbError } from '../../common/errors.js';
 import { generateEd25519, parsePublicKey } from '../common/ssh-key.js';
-import type { ContainerDriver, ContainerInfo, DriverErrorCode, ExecResult, HostKey } from './types.js';
+import type { ContainerDriver, ContainerInfo, DriverErrorCode, DriverHealth, ExecResult, HostKey } from './types.js';
 
 /**
  * An in-memory container driver for unit tests of the pool. Nothing runs: there are no
@@ -30,6 +30,8 @@ interface MemoryContainer {
   authorizedKey: string | undefined;
   sessions: number;
   files: Map<string, string>;
+  /** The pool's lease record, kept with the container (host side). */
+  leaseRecord?: string;
 }
 
 interface Trap {
@@ -47,6 +49,10 @@ interface MemoryRuntime {
   traps: Trap[];
   violations: string[];
   calls: string[];
+  /** Lease record writes fail with this errno code (e.g. "ENOSPC") while set. */
+  recordFault?: string;
+  /** What health() reports (test control). */
+  healthProblems: string[];
 }
 
 export class MemoryDriver implements ContainerDriver {
@@ -60,7 +66,7 @@ export class MemoryDriver implements ContainerDriver {
   constructor(options: MemoryDriverOptions = {}, runtime?: MemoryRuntime) {
     this.prefix = options.prefix ?? 'vzsb-';
     this.latencyMs = options.latencyMs ?? 0;
-    this.rt = runtime ?? { containers: new Map(), busy: new Set(), traps: [], violations: [], calls: [] };
+    this.rt = runtime ?? { containers: new Map(), busy: new Set(), traps: [], violations: [], calls: [], healthProblems: [] };
   }
 
   /** Overlapping calls for one container (the pool must never make them). */
@@ -162,7 +168,42 @@ export class MemoryDriver implements ContainerDriver {
     return this.op('hostKey', id, () => ({ ...this.get(id).hostKey }));
   }
 
+  async writeLeaseRecord(id: string, text: string): Promise<void> {
+    await this.delay();
+    if (this.rt.recordFault) throw Object.assign(new Error(`${this.rt.recordFault}: injected lease record failure`), { code: this.rt.recordFault });
+    this.get(id).leaseRecord = text;
+  }
+
+  async readLeaseRecord(id: string): Promise<string | undefined> {
+    return this.containers.get(id)?.leaseRecord;
+  }
+
+  async health(): Promise<DriverHealth> {
+    return { problems: [...this.rt.healthProblems] };
+  }
+
   // ---- test controls ----
+
+  /** Lease record writes fail with this errno code from now on (undefined: they work again). */
+  failLeaseRecords(code: string | undefined): void {
+    this.rt.recordFault = code;
+  }
+
+  /** What health() reports from now on. */
+  setHealthProblems(problems: string[]): void {
+    this.rt.healthProblems = [...problems];
+  }
+
+  /** The lease record kept with a container, parsed. */
+  leaseRecordOf(id: string): unknown {
+    const text = this.containers.get(id)?.leaseRecord;
+    return text === undefined ? undefined : JSON.parse(text);
+  }
+
+  /** Damage a container's lease record (as a torn disk would). */
+  setLeaseRecord(id: string, text: string | undefined): void {
+    this.get(id).leaseRecord = text;
+  }
 
   /** Play `n` live ssh sessions inside a running container. */
   setSessions(id: string, n: number): void {

@@ -61,6 +61,29 @@ export interface ContainerDriver {
   authorizeKey(id: string, publicKey: string): Promise<void>;
   /** The container's ssh host key, unique per clone. */
   hostKey(id: string): Promise<HostKey>;
+  /**
+   * Optional: keep a small record (the pool's lease record, JSON text) with the container on
+   * the host, outside anything the container reaches, replaced atomically; it goes when the
+   * container is destroyed. A daemon whose state file is damaged rebuilds its leases from
+   * these. May run while another call for the same container runs (it touches only the record).
+   */
+  writeLeaseRecord?(id: string, text: string): Promise<void>;
+  /** The record `writeLeaseRecord` kept, or undefined when there is none. */
+  readLeaseRecord?(id: string): Promise<string | undefined>;
+  /**
+   * Optional: what new containers need from the host, checked now (the container network is
+   * up, free disk where clones go). Each failed check is one short reason; none is healthy.
+   */
+  health?(): Promise<DriverHealth>;
+}
+
+export interface DriverHealth {
+  /** Reasons this host should get no new containers now, e.g. "bridge vzsbbr0 is down". */
+  problems: string[];
+  /** Free bytes where new containers are made, when known. */
+  freeBytes?: number;
+  /** Containers' addresses are reachable from this host, so their sshd can be probed. */
+  reachable?: boolean;
 }
 
 export type DriverErrorCode =

@@ -9,6 +9,7 @@ import { countAuthFailure, metricsHandler } from '../common/metrics.js';
 import { parsePublicKey } from '../common/ssh-key.js';
 import type { ContainerDriver } from '../drivers/types.js';
 import type { HypervisorConfig } from './config.js';
+import { HypervisorHealth } from './health.js';
 import { HypervisorMetrics } from './metrics.js';
 import type { Pool, ReclaimReport } from './pool.js';
 
@@ -24,6 +25,8 @@ export interface HypervisorAppDeps {
   logger: Logger;
   config: HypervisorConfig;
   metrics?: HypervisorMetrics;
+  /** What /healthz reports (default: made from the driver, the pool and `config.health`). */
+  health?: HypervisorHealth;
   /** What POST /v1/reclaim runs: the reclaim job (shared with the schedule so passes never overlap). */
   reclaimNow?: () => Promise<ReclaimReport>;
 }
@@ -53,6 +56,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   E_LEASE_FAILED: 503,
   E_NO_LEASE: 404,
   E_IN_USE: 409,
+  // Not worth another hypervisor: the user's container is here and kept.
+  E_RENEW_FAILED: 409,
+  E_STATE_UNWRITABLE: 503,
 };
 
 export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
@@ -70,8 +76,18 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
 
   const router = new Router();
 
-  router.get('/healthz', (ctx) => {
-    ctx.body = { status: 'ok', driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString() };
+  const health =
+    deps.health ??
+    new HypervisorHealth({
+      driver: deps.driver,
+      pool,
+      config: { minFreeBytes: config.health.minFreeMiB * 1048576, sshProbe: config.health.sshProbe, sshPort: config.sshPort, cacheMs: 1000, probeEveryMs: 5000 },
+    });
+
+  // 200 while the daemon answers; `status: degraded` (with the reasons) means no new leases here.
+  router.get('/healthz', async (ctx) => {
+    const report = await health.report();
+    ctx.body = { ...report, driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString() };
   });
 
   router.post('/v1/leases', scope('lease'), async (ctx) => {

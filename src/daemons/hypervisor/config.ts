@@ -51,6 +51,15 @@ export const hypervisorConfigSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).default({ level: 'info' }),
   pool: poolConfigSchema,
   driver: driverConfigSchema,
+  /** What /healthz checks beyond the daemon itself (./health.ts). */
+  health: z
+    .strictObject({
+      /** Free space where containers are made below which no new ones are placed here. */
+      minFreeMiB: z.number().min(0).default(1024),
+      /** Also connect to one running container's sshd over the container network. */
+      sshProbe: z.boolean().default(true),
+    })
+    .default({ minFreeMiB: 1024, sshProbe: true }),
 });
 export type HypervisorConfig = z.infer<typeof hypervisorConfigSchema>;
 

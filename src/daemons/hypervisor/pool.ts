@@ -14,7 +14,11 @@ import type { ContainerState, LeaseStore, StoredRecord, StoredState } from './le
  *   clean container for a user is atomic: no container is handed to two users.
  * - Every driver call for one container runs under that container's mutex; lease and release
  *   for one user run under that user's mutex.
- * - A lease is on disk (state file) before it is returned.
+ * - A new lease is on disk (state file and the container's own lease record) before it is
+ *   returned; while the state cannot be written, new leases are refused (E_STATE_UNWRITABLE)
+ *   and every other change is kept in memory and written once the disk takes it again.
+ * - A storage error never ends a lease, resets or destroys a container: renewals, releases and
+ *   reclaim go on in memory; resets and builds wait until the state is writable.
  * - A container only becomes clean again through destroy + create (reset).
  */
 export type { ContainerState } from './lease-store.js';
@@ -76,6 +80,10 @@ export interface ReclaimReport {
 }
 
 export interface ReconcileReport {
+  /** Where the state came from: the state file, the previous one, or none (containers' records only). */
+  stateSource: 'current' | 'previous' | 'none';
+  /** Containers whose state came from their own lease record (newer than the state file, or no file). */
+  fromRecords: string[];
   kept: string[];
   leasesKept: string[];
   orphansDestroyed: string[];
@@ -115,6 +123,40 @@ const LEASE_ATTEMPTS = 3;
 /** How long a lease waits for a container being reset when the pool is at max. */
 const LEASE_WAIT_MS = 20_000;
 
+/** What a container's own lease record says (driver.writeLeaseRecord), JSON. */
+export interface LeaseRecord {
+  version: 1;
+  container: string;
+  state: 'leased' | 'released';
+  user?: string;
+  grantedAt?: number;
+  /** When it was written (epoch ms, the pool's clock). */
+  at: number;
+}
+
+export function parseLeaseRecord(text: string | undefined, id: string): LeaseRecord | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const r = JSON.parse(text) as Partial<LeaseRecord>;
+    if (r.version !== 1 || r.container !== id || typeof r.at !== 'number') return undefined;
+    if (r.state === 'leased' && typeof r.user === 'string' && r.user !== '') return r as LeaseRecord;
+    if (r.state === 'released') return r as LeaseRecord;
+  } catch {
+    // a torn record is no record
+  }
+  return undefined;
+}
+
+/** Errors of the disk rather than of the container: full, read-only, over quota, failing. */
+const STORAGE_ERRNOS = new Set(['ENOSPC', 'EROFS', 'EDQUOT', 'EIO', 'EACCES', 'EPERM']);
+export function isStorageError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'E_STATE_UNWRITABLE' || (typeof code === 'string' && STORAGE_ERRNOS.has(code))) return true;
+  }
+  return false;
+}
+
 export class Pool {
   private readonly driver: ContainerDriver;
   private readonly store: LeaseStore;
@@ -134,6 +176,8 @@ export class Pool {
   private readonly buildWaiters: (() => void)[] = [];
   private standbyTarget: number;
   private stopping = false;
+  /** Lease record writes per container, in order. */
+  private readonly recordWrites = new Map<string, Promise<void>>();
 
   constructor(deps: PoolDeps) {
     this.driver = deps.driver;
@@ -144,6 +188,16 @@ export class Pool {
     this.prefix = deps.prefix;
     this.observer = deps.observer ?? {};
     this.standbyTarget = deps.config.standby;
+    this.store.watch({
+      onFailing: (error) => this.log.error('state.unwritable', { path: this.store.path, error, leased: this.capacity().leased }),
+      onRecovered: () => {
+        if (this.stopping) return;
+        this.log.info('state.writable', { path: this.store.path });
+        // What waited for the disk: resets of released containers, the refill.
+        for (const r of this.records.values()) if (r.state === 'dirty') this.track(this.scheduleReset(r));
+        this.track(this.replenish());
+      },
+    });
   }
 
   // ---------------------------------------------------------------- start
@@ -153,15 +207,41 @@ export class Pool {
    * the file for who holds what. Then refill to standby (in the background).
    */
   async start(): Promise<ReconcileReport> {
+    const loaded = await this.store.loadWithFallback();
     const report: ReconcileReport = {
+      stateSource: loaded.source, fromRecords: [],
       kept: [], leasesKept: [], orphansDestroyed: [], orphansAdopted: [], recordsDropped: [], leasesLost: [], rebuilt: [],
     };
-    const saved = await this.store.load();
+    if (loaded.damaged) {
+      this.log.error('state.damaged', { path: this.store.path, problems: loaded.problems, using: loaded.source, keptAs: this.store.damagedPath });
+    }
+    const saved = loaded.state;
     const live = new Map((await this.driver.list()).map((c) => [c.id, c]));
+    const leaseRecords = await this.readLeaseRecords([...live.keys()]);
+    // A container's own record written after the state file was saved is the newer word.
+    const newer = (id: string) => {
+      const r = leaseRecords.get(id);
+      return r && r.at > (saved?.savedAt ?? -Infinity) ? r : undefined;
+    };
     const now = this.clock.now();
     const toReset: ContainerRecord[] = [];
     const toStart: ContainerRecord[] = [];
-    for (const rec of saved?.containers ?? []) {
+    const fromRecord = (base: StoredRecord, r: LeaseRecord): StoredRecord => {
+      report.fromRecords.push(base.id);
+      this.log.warn('state.from_record', { container: base.id, record: r.state, user: r.user, stateFile: base.state });
+      if (r.state === 'released') return { id: base.id, state: 'dirty', since: now, address: base.address, lastUser: r.user };
+      return { id: base.id, state: 'leased', since: r.at, address: base.address, user: r.user, grantedAt: r.grantedAt ?? r.at, lastActiveAt: r.at, loggedIn: false };
+    };
+    const savedRecords = (saved?.containers ?? []).map((rec) => {
+      const r = live.has(rec.id) ? newer(rec.id) : undefined;
+      return r ? fromRecord(rec, r) : rec;
+    });
+    for (const info of live.values()) {
+      if (savedRecords.some((rec) => rec.id === info.id)) continue;
+      const r = newer(info.id);
+      if (r) savedRecords.push(fromRecord({ id: info.id, state: 'dirty', since: now, address: info.address }, r));
+    }
+    for (const rec of savedRecords) {
       const info = live.get(rec.id);
       live.delete(rec.id);
       if (!info) {
@@ -187,7 +267,8 @@ export class Pool {
       }
     }
     for (const info of live.values()) {
-      if (this.config.orphans === 'adopt' && this.numberOf(info.id) !== undefined) {
+      // Without a trustworthy state file, a container nobody can vouch for is reset, not destroyed.
+      if ((this.config.orphans === 'adopt' || loaded.damaged) && this.numberOf(info.id) !== undefined) {
         const r: ContainerRecord = { id: info.id, state: 'dirty', since: now, address: info.address };
         this.records.set(r.id, r);
         report.orphansAdopted.push(r.id);
@@ -209,6 +290,9 @@ export class Pool {
       }
     }
     await this.persist();
+    if (report.fromRecords.length > 0 || loaded.damaged) {
+      this.log.warn('state.rebuilt', { using: loaded.source, fromRecords: report.fromRecords, leasesKept: report.leasesKept, reset: report.rebuilt.concat(report.orphansAdopted) });
+    }
     this.log.info('pool.reconciled', { ...report });
     for (const r of toReset) this.scheduleReset(r);
     this.track(this.replenish());
@@ -230,6 +314,10 @@ export class Pool {
         let rec: ContainerRecord;
         if (existing) {
           rec = existing;
+        } else if (!this.store.writable) {
+          this.observer.leaseRefused?.('E_STATE_UNWRITABLE');
+          this.log.warn('lease.refused', { user, code: 'E_STATE_UNWRITABLE', error: this.store.health().error });
+          throw unwritable();
         } else {
           const clean = this.takeClean(user);
           if (clean) {
@@ -297,20 +385,39 @@ export class Pool {
         rec.loggedIn = false;
       }
       let hostKey: HostKey;
-      try {
-        // Both before the answer; in parallel because a crash between them is harmless either way:
-        // a recorded lease keeps the container for this user, and a key put into a container the
-        // file still calls clean is replaced by the next lease's key.
-        await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, publicKey)]);
-        hostKey = await this.hostKeyOf(rec.id);
-      } catch (err) {
-        this.log.error('lease.failed', { user, container: rec.id, error: err });
-        if (this.holds(rec, user)) {
-          this.endLease(rec, 'lost', false);
-          this.track(this.persist());
-          this.scheduleResetAfterLock(rec);
+      if (renewed) {
+        // A renewal never ends the lease, whatever fails: the container and its sessions stay.
+        try {
+          await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, publicKey)]);
+          hostKey = await this.hostKeyOf(rec.id);
+        } catch (err) {
+          this.log.error('lease.renew_failed', { user, container: rec.id, error: err });
+          throw new VzsbError('E_RENEW_FAILED', `your sandbox ${rec.id} is kept, but it cannot take a new login just now; try again in a moment`, { cause: err });
         }
-        return undefined;
+      } else {
+        try {
+          // All before the answer; in parallel because a crash between them is harmless either way:
+          // a recorded lease keeps the container for this user, and a key put into a container the
+          // file still calls clean is replaced by the next lease's key.
+          await Promise.all([this.store.save(() => this.snapshot()), this.driver.authorizeKey(rec.id, publicKey), this.writeLeaseRecord(rec)]);
+          hostKey = await this.hostKeyOf(rec.id);
+        } catch (err) {
+          this.log.error('lease.failed', { user, container: rec.id, error: err, storage: isStorageError(err) });
+          if (this.holds(rec, user) && isStorageError(err)) {
+            // Nothing of the student's is in it yet: back to the pool as it was, kept.
+            this.unassign(rec);
+            this.track(this.writeLeaseRecord(rec));
+            this.track(this.persist());
+            this.observer.leaseRefused?.('E_STATE_UNWRITABLE');
+            throw unwritable();
+          }
+          if (this.holds(rec, user)) {
+            this.endLease(rec, 'lost', false);
+            this.track(this.persist());
+            this.scheduleResetAfterLock(rec);
+          }
+          return undefined;
+        }
       }
       if (!this.holds(rec, user)) return undefined;
       const ms = Math.round((performance.now() - started) * 10) / 10;
@@ -378,6 +485,53 @@ export class Pool {
     rec.user = user;
   }
 
+  /** Undo `assign` of a lease that was never answered. */
+  private unassign(rec: ContainerRecord): void {
+    rec.user = undefined;
+    rec.grantedAt = undefined;
+    rec.lastActiveAt = undefined;
+    rec.loggedIn = undefined;
+    rec.releasedAt = undefined;
+    this.setState(rec, 'clean', this.clock.now());
+  }
+
+  /**
+   * Write the container's own lease record (what `rec` says now), after any earlier write for
+   * it. Rejects on failure; callers that do not need it durable track it instead.
+   */
+  private writeLeaseRecord(rec: ContainerRecord): Promise<void> {
+    const write = this.driver.writeLeaseRecord?.bind(this.driver);
+    if (!write) return Promise.resolve();
+    const record: LeaseRecord =
+      rec.state === 'leased' && rec.user
+        ? { version: 1, container: rec.id, state: 'leased', user: rec.user, grantedAt: rec.grantedAt, at: this.clock.now() }
+        : { version: 1, container: rec.id, state: 'released', user: rec.lastUser, at: this.clock.now() };
+    const text = JSON.stringify(record) + '\n';
+    const prev = this.recordWrites.get(rec.id) ?? Promise.resolve();
+    const p = prev.catch(() => {}).then(() => write(rec.id, text));
+    const kept = p.catch(() => {});
+    this.recordWrites.set(rec.id, kept);
+    void kept.then(() => {
+      if (this.recordWrites.get(rec.id) === kept) this.recordWrites.delete(rec.id);
+    });
+    return p;
+  }
+
+  private async readLeaseRecords(ids: string[]): Promise<Map<string, LeaseRecord>> {
+    const out = new Map<string, LeaseRecord>();
+    const read = this.driver.readLeaseRecord?.bind(this.driver);
+    if (!read) return out;
+    for (let i = 0; i < ids.length; i += 64) {
+      await Promise.all(
+        ids.slice(i, i + 64).map(async (id) => {
+          const r = parseLeaseRecord(await read(id).catch(() => undefined), id);
+          if (r) out.set(id, r);
+        }),
+      );
+    }
+    return out;
+  }
+
   /** Move a leased container to dirty (the caller persists and schedules the reset). */
   private endLease(rec: ContainerRecord, reason: ReclaimReason, log = true): void {
     const now = this.clock.now();
@@ -392,6 +546,8 @@ export class Pool {
     rec.loggedIn = undefined;
     rec.releasedAt = undefined;
     this.setState(rec, 'dirty', now);
+    // Best effort: a reset removes the record anyway; until then it says the lease ended.
+    this.track(this.writeLeaseRecord(rec).catch((err) => this.log.warn('lease.record_failed', { container: rec.id, error: err })));
   }
 
   // ---------------------------------------------------------------- building and reset
@@ -431,7 +587,11 @@ export class Pool {
     try {
       this.setState(rec, 'building', this.clock.now());
       await this.persist();
-      if (!fresh) await this.driver.destroy(rec.id);
+      if (!fresh) {
+        // A record write still running would land in the new clone.
+        await this.recordWrites.get(rec.id);
+        await this.driver.destroy(rec.id);
+      }
       const info = await this.driver.create(rec.id);
       await this.driver.start(rec.id);
       this.hostKeys.set(rec.id, await this.driver.hostKey(rec.id)); // off the lease path
@@ -455,7 +615,7 @@ export class Pool {
         () => this.records.delete(rec.id),
         () => undefined,
       );
-      await this.persist().catch((e) => this.log.error('state.save_failed', { error: e }));
+      await this.persist();
       return false;
     }
   }
@@ -469,6 +629,8 @@ export class Pool {
       try {
         return await this.containerLock.run(rec.id, async () => {
           if (this.records.get(rec.id) !== rec || rec.state !== 'dirty') return rec.state === 'clean';
+          // Waits for the disk (the store's recovery schedules it again).
+          if (!this.store.writable || this.stopping) return false;
           return this.build(rec, false);
         });
       } finally {
@@ -502,6 +664,8 @@ export class Pool {
 
   /** Build containers until `standby` are clean or being built, without exceeding max. */
   async replenish(): Promise<void> {
+    // No new builds while the state cannot be written (they resume when it can).
+    if (!this.store.writable) return;
     const builds: Promise<boolean>[] = [];
     for (;;) {
       const ready = [...this.records.values()].filter((r) => (r.state === 'clean' || r.state === 'building' || r.state === 'dirty') && r.reservedFor === undefined).length;
@@ -592,7 +756,7 @@ export class Pool {
   /** A broken container: destroy it so its number is free for a fresh build. */
   private async repair(rec: ContainerRecord): Promise<boolean> {
     return this.containerLock.run(rec.id, async () => {
-      if (rec.state !== 'broken' || this.records.get(rec.id) !== rec) return false;
+      if (rec.state !== 'broken' || this.records.get(rec.id) !== rec || !this.store.writable) return false;
       try {
         await this.driver.destroy(rec.id);
       } catch (err) {
@@ -735,8 +899,25 @@ export class Pool {
     return key;
   }
 
-  private persist(): Promise<void> {
-    return this.store.save(() => this.snapshot());
+  /**
+   * Save the state; never rejects. A failed save stays in memory and the store writes it once
+   * the disk allows (LeaseStore retries); meanwhile new leases are refused (see `lease`).
+   */
+  private persist(): Promise<boolean> {
+    return this.store.save(() => this.snapshot()).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Whether the state can be written now, and why not. */
+  storeHealth(): ReturnType<LeaseStore['health']> {
+    return this.store.health();
+  }
+
+  /** Try a write in the state directory now (health checks); the error, if it failed. */
+  probeStore(): Promise<string | undefined> {
+    return this.store.probe();
   }
 
   snapshot(): StoredState {
@@ -750,4 +931,8 @@ export class Pool {
     this.background.add(guarded);
     void guarded.finally(() => this.background.delete(guarded));
   }
+}
+
+function unwritable(): VzsbError {
+  return new VzsbError('E_STATE_UNWRITABLE', 'this hypervisor cannot save its state just now, so it gives no new sandboxes; existing ones go on');
 }

@@ -2,8 +2,10 @@
 # Installs the system packages and npm modules vzsandbox needs on this machine (Debian 12, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PACKAGES=(lxc lxc-templates openssh-server openssh-client nftables debootstrap ansible-core tmux busybox-static
-          iproute2 bridge-utils sudo uidmap rsync cron procps)
+# Each package is installed without its Recommends: whatever the code uses must be here or a hard
+# dependency of one (test/system/packages.test.ts checks it). time: /usr/bin/time in bench:login.
+PACKAGES=(lxc openssh-server openssh-client nftables debootstrap ansible-core tmux busybox-static
+          iproute2 bridge-utils sudo uidmap rsync cron procps time)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

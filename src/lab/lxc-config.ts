@@ -1,12 +1,26 @@
 import type { LabInit } from './options.js';
 
+import { lxcConfigFile } from '../common/system-files.js';
+
 /**
- * LXC configuration of lab containers. Debian's common.conf drops the dangerous
- * capabilities and mounts cgroup/proc/sys "mixed" (the container's own cgroup writable);
- * systemd boots under it on this machine's cgroup v1 hybrid layout.
+ * LXC configuration of lab containers. LXC's common.conf (liblxc-common, which lxc depends
+ * on) drops the dangerous capabilities and mounts cgroup/proc/sys "mixed" (the container's own
+ * cgroup writable); systemd boots under it on this machine's cgroup v1 hybrid layout.
+ *
+ * COMMON_EXTRA holds what Debian's debian.common.conf adds to common.conf. That
+ * file ships in lxc-templates, only a Recommends of lxc, so a machine installed without
+ * Recommends does not have it: the lab carries its few lines itself instead of including it.
  */
-const DEBIAN_COMMON = '/usr/share/lxc/config/debian.common.conf';
-const NESTING = '/usr/share/lxc/config/nesting.conf';
+const COMMON = lxcConfigFile('common.conf');
+const NESTING = lxcConfigFile('nesting.conf');
+const COMMON_EXTRA = [
+  'lxc.tty.dir =',
+  // rtc, tun, hpet, kvm, as debian.common.conf allows them
+  'lxc.cgroup.devices.allow = c 254:0 rm',
+  'lxc.cgroup.devices.allow = c 10:200 rwm',
+  'lxc.cgroup.devices.allow = c 10:228 rwm',
+  'lxc.cgroup.devices.allow = c 10:232 rwm',
+];
 
 /** Where busybox init finds its table in a script-init host (written into the base). */
 export const SCRIPT_INIT_CMD = '/bin/busybox init';
@@ -38,12 +52,13 @@ export interface HostConfig {
 }
 
 export function baseConfig(rootfsPath: string): string {
-  return lines([`lxc.include = ${DEBIAN_COMMON}`, 'lxc.arch = linux64', 'lxc.uts.name = base', `lxc.rootfs.path = ${rootfsPath}`, 'lxc.net.0.type = empty']);
+  return lines([`lxc.include = ${COMMON}`, ...COMMON_EXTRA, 'lxc.arch = linux64', 'lxc.uts.name = base', `lxc.rootfs.path = ${rootfsPath}`, 'lxc.net.0.type = empty']);
 }
 
 export function hostConfig(c: HostConfig): string {
   const common = [
-    `lxc.include = ${DEBIAN_COMMON}`,
+    `lxc.include = ${COMMON}`,
+    ...COMMON_EXTRA,
     'lxc.arch = linux64',
     `lxc.uts.name = ${c.name}`,
     `lxc.rootfs.path = ${c.rootfsPath}`,

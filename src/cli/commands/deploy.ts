@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { join } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
 import { packageRoot } from '../../common/paths.js';
+import { parseExtraVars } from '../extra-vars.js';
 
 interface DeployArgs {
   inventory: string;
@@ -19,23 +20,6 @@ interface DeployArgs {
   'accept-new-host-keys'?: boolean;
   'known-hosts'?: string[];
   exitCode?: number;
-}
-
-/** `-e key=value`, `-e '{"k": 1}'` or `-e @file.yaml`, as ansible-playbook takes them. */
-async function extraVars(list: string[] = []): Promise<Record<string, unknown>> {
-  const { parse: parseYaml } = await import('yaml');
-  const out: Record<string, unknown> = {};
-  for (const item of list) {
-    if (item.startsWith('@')) {
-      const { readFile } = await import('node:fs/promises');
-      Object.assign(out, parseYaml(await readFile(item.slice(1), 'utf8')));
-    } else if (item.trim().startsWith('{')) {
-      Object.assign(out, parseYaml(item));
-    } else {
-      for (const m of item.matchAll(/(\w+)=("([^"]*)"|'([^']*)'|\S*)/g)) out[m[1]!] = m[3] ?? m[4] ?? m[2];
-    }
-  }
-  return out;
 }
 
 const csv = (v: string[] | undefined) => (v ?? []).flatMap((x) => x.split(',')).map((x) => x.trim()).filter(Boolean);
@@ -84,7 +68,7 @@ export const deployCommand: CommandModule<object, DeployArgs> = {
       check: !!argv.check,
       diff: !!argv.diff,
       forks: argv.forks,
-      extraVars: await extraVars(argv['extra-vars']),
+      extraVars: await parseExtraVars(argv['extra-vars'] ?? []),
       ssh: { acceptNewHostKeys: !!argv['accept-new-host-keys'], ...(argv['known-hosts'] ? { knownHostsFiles: argv['known-hosts'] } : {}) },
       reporter,
       warn: (message) => process.stderr.write(`vzsb: warning: ${message}\n`),

@@ -1,12 +1,12 @@
 import Router from '@koa/router';
-import Koa from 'koa';
+import type Koa from 'koa';
 import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
 import type { Clock } from '../common/clock.js';
-import { errorMiddleware, param, readJson } from '../common/http.js';
-import { countAuthFailure, httpMetricsMiddleware, metricsHandler } from '../common/metrics.js';
+import { createDaemonApp, param, readJson } from '../common/http.js';
+import { countAuthFailure, metricsHandler } from '../common/metrics.js';
 import { leaseRequestSchema, resetRequestSchema, userNameSchema } from '../hypervisor/app.js';
 import type { BalancerConfig } from './config.js';
 import type { Fanout, FanoutReport } from './fanout.js';
@@ -105,13 +105,5 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
 
   router.get('/metrics', scope('metrics'), metricsHandler(metrics.daemon));
 
-  const app = new Koa();
-  app.proxy = false;
-  app.silent = true;
-  app.on('error', (err) => logger.error('http.unhandled', { error: err }));
-  app.use(httpMetricsMiddleware(metrics.daemon));
-  app.use(errorMiddleware({ logger, statusByCode: STATUS_BY_CODE }));
-  app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true }));
-  return app;
+  return createDaemonApp({ router, logger, metrics: metrics.daemon, statusByCode: STATUS_BY_CODE });
 }

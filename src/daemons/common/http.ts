@@ -25,7 +25,9 @@ const COMMON_STATUS: Record<string, number> = {
   E_NOT_FOUND: 404,
   E_METHOD: 405,
   E_CONFLICT: 409,
+  E_DUPLICATE_KEY: 400,
   E_BODY_TOO_LARGE: 413,
+  E_URI_TOO_LONG: 414,
   E_MEDIA_TYPE: 415,
   E_SHUTTING_DOWN: 503,
 };
@@ -63,12 +65,27 @@ export function errorMiddleware(options: ErrorMiddlewareOptions): Middleware {
         const body: ErrorBody = { error: { code, message: err instanceof Error && (err instanceof VzsbError || (err as { expose?: boolean }).expose) ? err.message : 'bad request' } };
         if (err instanceof InputError) body.error.issues = err.issues;
         ctx.body = body;
+        if (status === 413 || status === 414) closeAfterAnswer(ctx);
         options.logger.info('http.rejected', { requestId, method: ctx.method, path: ctx.path, status, code });
       }
     } finally {
       options.logger.debug('http.request', { requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(performance.now() - started) });
     }
   };
+}
+
+/**
+ * The rest of an oversize request is never read: the answer says Connection: close, and the
+ * socket ends once the answer is out (destroyed 2 s later if the client still sends).
+ */
+function closeAfterAnswer(ctx: Context): void {
+  ctx.set('Connection', 'close');
+  const sock = ctx.req.socket ?? ctx.res.socket;
+  if (!sock) return;
+  ctx.res.once('finish', () => {
+    sock.end();
+    setTimeout(() => sock.destroy(), 2000).unref();
+  });
 }
 
 /** koa/http-errors carry `status`; anything else is a 500. */
@@ -104,12 +121,73 @@ export async function readJson<S extends z.ZodType>(ctx: Context, schema: S, lim
     } catch (err) {
       throw new VzsbError('E_BAD_JSON', `request body is not valid JSON: ${(err as Error).message}`);
     }
+    // JSON.parse keeps the last of two equal keys: {"user":"a","user":"root"} must not mean root.
+    const dup = duplicateKey(text);
+    if (dup !== undefined) throw new VzsbError('E_DUPLICATE_KEY', `request body: duplicate key ${JSON.stringify(dup.key)} at ${dup.path || '(root)'}`);
   }
   return parseInput(schema, value, 'request body');
 }
 
 function tooLarge(limit: number): VzsbError {
   return new VzsbError('E_BODY_TOO_LARGE', `request body is larger than ${limit} bytes`);
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text (valid JSON: JSON.parse
+ * accepted it), with the dotted path of that object; undefined when there is none.
+ */
+export function duplicateKey(text: string): { key: string; path: string } | undefined {
+  type Frame = { keys: Set<string> | undefined; expectKey: boolean; path: string; index: number; lastKey?: string };
+  const stack: Frame[] = [];
+  const childPath = (): string => {
+    const top = stack[stack.length - 1];
+    if (!top) return '';
+    const part = top.keys ? (top.lastKey ?? '') : `[${top.index}]`;
+    return top.keys ? (top.path ? `${top.path}.${part}` : part) : `${top.path}${part}`;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '{' || ch === '[') {
+      const path = childPath();
+      stack.push({ keys: ch === '{' ? new Set() : undefined, expectKey: ch === '{', path, index: 0 });
+    } else if (ch === '}' || ch === ']') {
+      stack.pop();
+    } else if (ch === ',') {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+      else if (top) top.index++;
+    } else if (ch === '"') {
+      let j = i + 1;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (top.keys.has(key)) return { key, path: top.path };
+        top.keys.add(key);
+        top.lastKey = key;
+        top.expectKey = false;
+      }
+      i = j;
+    }
+  }
+  return undefined;
+}
+
+/** Methods the daemons know; anything else (TRACE, CONNECT, made-up ones) is 405 at once. */
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/** Longer request targets are 414 (Node's header limit answers longer ones still, see serve.ts). */
+export const MAX_URL_LENGTH = 8192;
+
+/** Refuse what no route can take before routing: unknown methods (405) and overlong URLs (414). */
+export function strictRequestMiddleware(): Middleware {
+  return async (ctx, next) => {
+    if (ctx.url.length > MAX_URL_LENGTH) throw new VzsbError('E_URI_TOO_LONG', `the request URL is longer than ${MAX_URL_LENGTH} bytes`);
+    if (!KNOWN_METHODS.has(ctx.method)) {
+      ctx.set('Allow', [...KNOWN_METHODS].join(', '));
+      throw new VzsbError('E_METHOD', `method ${ctx.method} is not allowed`);
+    }
+    await next();
+  };
 }
 
 /** Validate a route parameter; the error names it ("URL path: user: ..."). */
@@ -134,6 +212,7 @@ export function createDaemonApp(options: {
   app.on('error', (err) => options.logger.error('http.unhandled', { error: err }));
   app.use(httpMetricsMiddleware(options.metrics));
   app.use(errorMiddleware({ logger: options.logger, statusByCode: options.statusByCode }));
+  app.use(strictRequestMiddleware());
   app.use(options.router.routes());
   app.use(options.router.allowedMethods({ throw: true }));
   return app;

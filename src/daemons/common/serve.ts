@@ -1,10 +1,11 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, STATUS_CODES } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import type Koa from 'koa';
 import { z } from 'zod';
 import type { Logger } from '../../common/log.js';
+import { MAX_URL_LENGTH } from './http.js';
 
 /**
  * `serve(app)` owns the listening socket and the process signals: on SIGTERM or SIGINT it stops
@@ -50,6 +51,7 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
   server.keepAliveTimeout = 5000;
   server.headersTimeout = 15000;
   server.requestTimeout = 60000;
+  server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket) => answerClientError(err, socket, options.logger));
   server.listen(options.listen.port, options.listen.host);
   await Promise.race([
     once(server, 'listening'),
@@ -93,4 +95,40 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
   // Only now: whoever waits for this line may signal us at once.
   log.info('daemon.listening', { address: addr.address, port: addr.port, pid: process.pid });
   return { server, host: addr.address, port: addr.port, url: localUrl(addr.address, addr.port), stop, stopped };
+}
+
+/**
+ * A request Node's parser refused before any route saw it: a clear status and JSON body, then
+ * the connection closed (instead of Node's bare reset). A request line longer than the header
+ * limit is 414, other oversize headers 431, a timeout 408, anything else 400.
+ */
+function answerClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Socket, log: Logger): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  let status = 400;
+  let code = 'E_BAD_REQUEST';
+  let message = 'the request could not be parsed';
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    const raw = err.rawPacket?.toString('latin1') ?? '';
+    const lineEnd = raw.indexOf('\r\n');
+    if (lineEnd < 0 || lineEnd > MAX_URL_LENGTH) {
+      status = 414;
+      code = 'E_URI_TOO_LONG';
+      message = `the request URL is longer than ${MAX_URL_LENGTH} bytes`;
+    } else {
+      status = 431;
+      code = 'E_HEADERS_TOO_LARGE';
+      message = 'the request headers are too large';
+    }
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    code = 'E_TIMEOUT';
+    message = 'the request was not sent in time';
+  }
+  log.info('http.rejected', { status, code, parser: err.code });
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), 2000).unref();
 }

@@ -1,6 +1,6 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import { describe } from '../../common/errors.js';
-import { InventoryError } from './errors.js';
+import { InventoryError, throwCollected } from './errors.js';
 import type { ConnectionSpec, VarOrigin } from './types.js';
 import type { VarEntry, VarLayer } from './var-layer.js';
 
@@ -52,42 +52,56 @@ export function connectionFor(name: string, vars: VarLayer, ctx: ConnectionConte
     return entry.value;
   };
 
-  let kind: ConnectionSpec['kind'] = 'ssh';
-  const connection = get('ansible_connection');
-  if (connection) {
-    const value = str(connection)!.replace(/^ansible\.(builtin|legacy)\./, '');
-    if (value === 'local') kind = 'local';
-    else if (value === 'ssh' || value === 'smart' || value === 'paramiko') kind = 'ssh';
-    else throw fail(connection.origin, name, 'ssh or local', connection.value);
-  }
+  // Every bad connection variable is named, not only the first.
+  const errors: InventoryError[] = [];
+  const attempt = <T>(fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof InventoryError)) throw err;
+      errors.push(err);
+      return fallback;
+    }
+  };
 
-  let port = 22;
-  const portEntry = get('ansible_ssh_port', 'ansible_port');
-  if (portEntry) {
+  const kind = attempt((): ConnectionSpec['kind'] => {
+    const connection = get('ansible_connection');
+    if (!connection) return 'ssh';
+    const value = str(connection)!.replace(/^ansible\.(builtin|legacy)\./, '');
+    if (value === 'local') return 'local';
+    if (value === 'ssh' || value === 'smart' || value === 'paramiko') return 'ssh';
+    throw fail(connection.origin, name, 'ssh or local', connection.value);
+  }, 'ssh');
+
+  const port = attempt(() => {
+    const portEntry = get('ansible_ssh_port', 'ansible_port');
+    if (!portEntry) return 22;
     const v = portEntry.value;
     const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*[0-9]+\s*$/.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < 1 || n > 65535) throw fail(portEntry.origin, name, 'an integer 1-65535', v);
-    port = n;
-  }
+    return n;
+  }, 22);
 
-  let become = false;
-  const becomeEntry = get('ansible_become');
-  if (becomeEntry) {
+  const become = attempt(() => {
+    const becomeEntry = get('ansible_become');
+    if (!becomeEntry) return false;
     const b = parseBool(becomeEntry.value);
     if (b === undefined) throw fail(becomeEntry.origin, name, 'a boolean (true/false, yes/no)', becomeEntry.value);
-    become = b;
-  }
+    return b;
+  }, false);
 
-  const keyFile = str(get('ansible_ssh_private_key_file', 'ansible_private_key_file'));
-  return {
+  const keyFile = attempt(() => str(get('ansible_ssh_private_key_file', 'ansible_private_key_file')), undefined);
+  const spec: ConnectionSpec = {
     kind,
-    host: str(get('ansible_ssh_host', 'ansible_host')) ?? name,
+    host: attempt(() => str(get('ansible_ssh_host', 'ansible_host')), undefined) ?? name,
     port,
-    user: str(get('ansible_ssh_user', 'ansible_user')),
+    user: attempt(() => str(get('ansible_ssh_user', 'ansible_user')), undefined),
     privateKeyFile: keyFile === undefined ? undefined : resolveKeyFile(keyFile, ctx),
     become,
-    becomeUser: str(get('ansible_become_user')) ?? 'root',
+    becomeUser: attempt(() => str(get('ansible_become_user')), undefined) ?? 'root',
   };
+  throwCollected(errors);
+  return spec;
 }
 
 export function resolveKeyFile(file: string, ctx: ConnectionContext): string {

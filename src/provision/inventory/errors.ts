@@ -20,6 +20,41 @@ export class InventoryError extends VzsbError {
   }
 }
 
+/**
+ * Several problems found in one pass (each bad field, not only the first). The message lists
+ * them one per line, in the order of the file; `errors` has each one.
+ */
+export class InventoryErrors extends InventoryError {
+  readonly errors: InventoryError[];
+  constructor(errors: InventoryError[]) {
+    super(`${errors.length} problems in the inventory:\n${errors.map((e) => `  ${e.message}`).join('\n')}`);
+    this.name = 'InventoryErrors';
+    this.errors = errors;
+  }
+}
+
+/**
+ * Run `step` for each item, collecting InventoryErrors instead of stopping at the first;
+ * other errors go through at once. `into` receives the collected ones.
+ */
+export function collectErrors<T>(items: Iterable<T>, into: InventoryError[], step: (item: T) => void): void {
+  for (const item of items) {
+    try {
+      step(item);
+    } catch (err) {
+      if (err instanceof InventoryErrors) into.push(...err.errors);
+      else if (err instanceof InventoryError) into.push(err);
+      else throw err;
+    }
+  }
+}
+
+/** Throw what was collected: the one error as it is, several as one InventoryErrors. */
+export function throwCollected(errors: InventoryError[]): void {
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new InventoryErrors(errors);
+}
+
 /** `expected X, got Y` at a location. */
 export function expected(where: Partial<VarOrigin>, what: string, got: unknown): InventoryError {
   return new InventoryError(`expected ${what}, got ${describe(got)}`, where);

@@ -1,5 +1,5 @@
 export type { ConnectionSpec, Inventory, InventoryGroup, InventoryHost, ParseOptions, VarOrigin, VarsFile } from './types.js';
-export { InventoryError } from './errors.js';
+export { InventoryError, InventoryErrors } from './errors.js';
 export { parseInventory, compareGroups, LOCALHOST_NAMES } from './parse.js';
 export { loadInventory } from './load.js';
 export { selectHosts, getHost, groupHosts, splitPattern } from './patterns.js';

@@ -2,7 +2,7 @@ import { homedir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Node, Pair } from 'yaml';
 import { connectionFor, type ConnectionContext } from './connection.js';
-import { InventoryError, childPath, prefix } from './errors.js';
+import { InventoryError, childPath, collectErrors, prefix, throwCollected } from './errors.js';
 import { expandHostRange, splitHostPort } from './host-range.js';
 import type { Inventory, InventoryGroup, InventoryHost, ParseOptions, VarOrigin, VarsFile } from './types.js';
 import { layerOrigins, layerValues, mergeLayers, readVarsFile, readVarsNode, type VarLayer } from './var-layer.js';
@@ -37,6 +37,7 @@ export function parseInventory(text: string, options: ParseOptions): Inventory {
   const src = new YamlSource(text, options.source);
   const builder = new InventoryBuilder(src);
   builder.readRoot();
+  throwCollected(builder.errors);
   return builder.finish(options);
 }
 
@@ -44,6 +45,8 @@ class InventoryBuilder {
   readonly groups = new Map<string, GroupDraft>();
   readonly hosts = new Map<string, HostDraft>();
   readonly warnings: string[] = [];
+  /** Problems of the structure, collected so that every bad field is named at once. */
+  readonly errors: InventoryError[] = [];
 
   constructor(private readonly src: YamlSource) {
     this.group('all');
@@ -62,13 +65,14 @@ class InventoryBuilder {
       const hint = looksLikeIni(this.src.text) ? ' (this looks like an INI inventory; vzsb reads the YAML inventory format only)' : '';
       throw new InventoryError(`expected a mapping of groups such as \`all:\`, got ${kindOf(root)}${hint}`, this.where('', root));
     }
-    for (const pair of root.items) {
-      const name = this.src.keyText(pair);
-      if (name === 'plugin') {
-        throw new InventoryError('this is an inventory plugin configuration, not a YAML inventory', this.where('plugin', pair));
-      }
-      this.readGroup(name, this.src.deref(pair.value as Node | null), name, pair);
+    if (root.items.some((pair) => this.src.keyText(pair) === 'plugin')) {
+      const pair = root.items.find((p) => this.src.keyText(p) === 'plugin')!;
+      throw new InventoryError('this is an inventory plugin configuration, not a YAML inventory', this.where('plugin', pair));
     }
+    collectErrors(root.items, this.errors, (pair) => {
+      const name = this.src.keyText(pair);
+      this.readGroup(name, this.src.deref(pair.value as Node | null), name, pair);
+    });
   }
 
   private group(name: string): GroupDraft {
@@ -87,7 +91,7 @@ class InventoryBuilder {
     if (!isMap(node)) {
       throw new InventoryError(`expected a group (a mapping with hosts, children or vars, or nothing), got ${kindOf(node)}`, this.where(path, node));
     }
-    for (const pair of node.items) {
+    collectErrors(node.items, this.errors, (pair) => {
       const key = this.src.keyText(pair);
       const value = this.src.deref(pair.value as Node | null);
       const keyPath = childPath(path, key);
@@ -105,14 +109,14 @@ class InventoryBuilder {
           }
           break;
         case 'hosts':
-          for (const [hostKey, hostNode, hostAt] of this.entries(value, keyPath, pair, 'hosts')) {
+          collectErrors(this.entries(value, keyPath, pair, 'hosts'), this.errors, ([hostKey, hostNode, hostAt]) => {
             this.readHosts(group, hostKey, hostNode, childPath(keyPath, hostKey), hostAt);
-          }
+          });
           break;
         default:
           throw new InventoryError(`unknown key "${key}": a group has only hosts, children and vars${unknownKeyHint(key, value)}`, this.where(keyPath, pair));
       }
-    }
+    });
   }
 
   /** Entries of a `hosts:` or `children:` mapping. A single name as a string is accepted, as Ansible does. */
@@ -258,7 +262,9 @@ class InventoryBuilder {
 
     const resolver = new VarsResolver(groups, this.groups, groupFiles, hostFiles, ctx);
     const hosts = new Map<string, InventoryHost>();
-    for (const h of this.hosts.values()) hosts.set(h.name, resolver.host(h.name, h.direct, h.vars, false));
+    const hostErrors: InventoryError[] = [];
+    collectErrors(this.hosts.values(), hostErrors, (h) => hosts.set(h.name, resolver.host(h.name, h.direct, h.vars, false)));
+    throwCollected(hostErrors);
 
     // Ansible's implicit localhost: only when no localhost name is in the inventory.
     const implicitHosts = new Map<string, InventoryHost>();

@@ -1,12 +1,15 @@
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
 
 /**
  * An exclusive lock between processes on one host: a file created with O_EXCL holding the
  * holder's pid and its start time (from /proc/<pid>/stat, so a recycled pid is not mistaken
- * for the holder). A lock whose holder is gone is stale and taken over; the takeover re-reads
- * the file just before removing it, so only the stale content is ever removed.
+ * for the holder). The file is written under a temporary name and hard-linked into place, so
+ * a lock file is never seen empty or half-written. A lock whose holder is gone is stale and
+ * taken over; the takeover re-reads the file just before removing it, so only the stale
+ * content is ever removed. An empty lock file (a writer of the older create-then-write kind,
+ * between its two steps) counts as held for a few seconds.
  */
 export interface PidLock {
   path: string;
@@ -29,33 +32,46 @@ export async function acquirePidLock(path: string, options: { role?: string; pro
   const procRoot = options.procRoot ?? '/proc';
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const mine = `${process.pid} ${await startTimeOf(process.pid, procRoot)} ${options.role ?? ''}`.trimEnd() + '\n';
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(path, 'wx', 0o600);
+  const tmp = `${path}.${process.pid}.${Math.random().toString(36).slice(2, 10)}`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(mine);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
       try {
-        await fh.writeFile(mine);
-        await fh.sync();
-      } finally {
-        await fh.close();
+        await link(tmp, path);
+        return {
+          path,
+          release: async () => {
+            if ((await readFile(path, 'utf8').catch(() => '')) === mine) await unlink(path).catch(() => {});
+          },
+        };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
-      return {
-        path,
-        release: async () => {
-          if ((await readFile(path, 'utf8').catch(() => '')) === mine) await unlink(path).catch(() => {});
-        },
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const content = await readFile(path, 'utf8').catch(() => undefined);
+      if (content === undefined) continue; // released in between: try again
+      const [pidText, start, role] = content.trim().split(/\s+/);
+      const pid = Number(pidText);
+      if (Number.isInteger(pid) && pid > 0 && (await alive(pid, start, procRoot))) throw new LockHeldError(path, pid, role ?? '');
+      if (content === '' && Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? 0) < EMPTY_GRACE_MS) {
+        throw new LockHeldError(path, 0, 'starting');
+      }
+      // Stale (holder gone, or an empty file of a holder that died at once): remove exactly what we read.
+      if ((await readFile(path, 'utf8').catch(() => undefined)) === content) await unlink(path).catch(() => {});
     }
-    const content = await readFile(path, 'utf8').catch(() => '');
-    const [pidText, start, role] = content.trim().split(/\s+/);
-    const pid = Number(pidText);
-    if (Number.isInteger(pid) && pid > 0 && (await alive(pid, start, procRoot))) throw new LockHeldError(path, pid, role ?? '');
-    // Stale (holder gone, or a half-written file of a holder that died at once): remove exactly what we read.
-    if ((await readFile(path, 'utf8').catch(() => undefined)) === content) await unlink(path).catch(() => {});
+  } finally {
+    await unlink(tmp).catch(() => {});
   }
   throw new VzsbError('E_LOCKED', `${path}: could not take the lock (contended)`);
 }
+
+/** How long an empty lock file counts as a holder that is still writing it. */
+const EMPTY_GRACE_MS = 5000;
 
 async function alive(pid: number, start: string | undefined, procRoot: string): Promise<boolean> {
   const now = await startTimeOf(pid, procRoot);

@@ -54,8 +54,8 @@ export async function readEndpoint(config: HypervisorConfig): Promise<string | u
 const RECLAIM_WAIT_MS = 300_000;
 
 /**
- * The state directory's lock. A daemon that finds a reclaim pass holding it waits for that
- * pass (polling); another daemon holding it is an error at once.
+ * The state directory's lock. A daemon that finds a reclaim pass holding it (or starting, or
+ * passes taking it in turn) waits for it (polling); another daemon holding it is an error at once.
  */
 export async function takeStateLock(config: HypervisorConfig, role: 'daemon' | 'reclaim', logger?: Logger): Promise<PidLock> {
   const deadline = Date.now() + RECLAIM_WAIT_MS;
@@ -64,8 +64,14 @@ export async function takeStateLock(config: HypervisorConfig, role: 'daemon' | '
     try {
       return await acquirePidLock(lockPathOf(config), { role });
     } catch (err) {
+      // Taken and released by others while we looked (a pass starting or ending): look again.
+      const contended = err instanceof VzsbError && err.code === 'E_LOCKED' && !(err instanceof LockHeldError);
+      if (contended && role === 'daemon' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
       if (!(err instanceof LockHeldError)) throw err;
-      if (role === 'daemon' && err.role === 'reclaim' && Date.now() < deadline) {
+      if (role === 'daemon' && (err.role === 'reclaim' || err.role === 'starting') && Date.now() < deadline) {
         if (!logged) logger?.info('daemon.waiting_for_lock', { holder: err.pid, role: err.role });
         logged = true;
         await new Promise((r) => setTimeout(r, 250));

@@ -4,7 +4,8 @@
  * PARALLEL containers at a time. Uses its own bridge (vzsbt200, 10.231.200.0/24) and a
  * temporary lxcPath, removed at the end.
  *   node --import tsx bench/drivers-lxc.ts [RUNS=20] [RESETS=50] [PARALLEL=4]
- * Unprivileged containers (id map) unless VZSB_BENCH_PRIVILEGED=1.
+ * Unprivileged containers (id map) unless VZSB_BENCH_PRIVILEGED=1. Each clone gets the
+ * deployed default disk quota (a 4096 MiB, 200,000-inode volume) unless VZSB_BENCH_NO_QUOTA=1.
  */
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,7 @@ const PREFIX = 'vzbench-';
 // Unprivileged containers on host ids 1200000-1265535 unless VZSB_BENCH_PRIVILEGED=1.
 const UNPRIVILEGED = !process.env.VZSB_BENCH_PRIVILEGED;
 const IDMAP = { start: 1_200_000, count: 65536 };
+const QUOTA = process.env.VZSB_BENCH_NO_QUOTA ? undefined : { diskMiB: 4096, inodes: 200_000 };
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = performance.now();
@@ -46,11 +48,12 @@ const driver = new LxcDriver({
     baseName: 'vzbench-base',
     limits: { memoryMiB: 512, cpuShares: 1024, pidsMax: 1024 },
     ...(UNPRIVILEGED ? { idmap: IDMAP } : {}),
+    ...(QUOTA ? { quota: QUOTA } : {}),
   }),
 });
 try {
   const prep = await timed(() => driver.prepare());
-  console.log(`prepare (base build, rootfs cached): ${prep.toFixed(0)} ms`);
+  console.log(`prepare (base build, rootfs cached): ${prep.toFixed(0)} ms; ${UNPRIVILEGED ? 'unprivileged' : 'privileged'}, ${QUOTA ? `quota ${QUOTA.diskMiB} MiB / ${QUOTA.inodes} inodes` : 'no quota'}`);
   const clone: number[] = [];
   const start: number[] = [];
   const destroy: number[] = [];

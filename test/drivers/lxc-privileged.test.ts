@@ -10,6 +10,7 @@ import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridg
 // subordinate ids. Unique to this file: bridge vzsbt12 / 10.231.12.0/24, containers "vzl12-N".
 const INDEX = 12;
 const PREFIX = `vzl${INDEX}-`;
+const QUOTA = { diskMiB: 96, inodes: 2048 };
 let bridge: TestBridge | undefined;
 let lxcPath: string | undefined;
 
@@ -17,13 +18,14 @@ async function setup(): Promise<LxcDriver> {
   bridge = await createTestBridge(INDEX);
   lxcPath = await mkdtemp(join(tmpdir(), `vzsb-lxc${INDEX}-`));
   return new LxcDriver({
-    config: lxcConfigOn(bridge, { prefix: PREFIX, lxcPath, baseName: `vzl${INDEX}base`, limits: { pidsMax: 256 } }),
+    config: lxcConfigOn(bridge, { prefix: PREFIX, lxcPath, baseName: `vzl${INDEX}base`, limits: { pidsMax: 256 }, quota: QUOTA }),
   });
 }
 
 runDriverConformance(test, 'lxc privileged', setup, {
   ids: Array.from({ length: 8 }, (_, i) => `${PREFIX}${i + 1}`),
   concurrency: 2,
+  quota: QUOTA,
 });
 
 // After the suite's own teardown (hooks run in the order they were registered).

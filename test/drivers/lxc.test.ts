@@ -15,6 +15,8 @@ import { grantRootSubIds } from '../helpers/subids.js';
 const INDEX = 11;
 const IDMAP = { start: 1_100_000, count: 65536 };
 const PREFIX = `vzl${INDEX}-`;
+// Small enough to fill quickly: 128 MiB, 4096 inodes per container.
+const QUOTA = { diskMiB: 128, inodes: 4096 };
 let bridge: TestBridge | undefined;
 let lxcPath: string | undefined;
 
@@ -25,6 +27,7 @@ function config(): LxcDriverConfig {
     baseName: `vzl${INDEX}base`,
     limits: { memoryMiB: 256, cpuShares: 512, pidsMax: 512 },
     idmap: IDMAP,
+    quota: QUOTA,
   });
 }
 
@@ -42,6 +45,7 @@ test.serial.before(async () => {
 
 runDriverConformance(test, 'lxc', () => driver, {
   ids: Array.from({ length: 10 }, (_, i) => `${PREFIX}${i + 1}`),
+  quota: QUOTA,
 });
 
 // After the suite's own teardown (hooks run in the order they were registered).

@@ -3,7 +3,7 @@ import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseInput } from '../../src/common/validate.js';
 import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
-import { OpenVzDriver, openVzDriverConfigSchema, prlctlErrorCode, shellQuote, vzctlErrorCode } from '../../src/daemons/drivers/openvz.js';
+import { OpenVzDriver, openVzDriverConfigSchema, prlctlErrorCode, quotaArgs, shellQuote, vzctlErrorCode } from '../../src/daemons/drivers/openvz.js';
 import { createFakeOpenVz, type FakeOpenVz } from '../fixtures/openvz/fake.js';
 
 // Runs against the FAKE vzctl/vzlist of test/fixtures/openvz: no OpenVZ kernel here.
@@ -22,6 +22,7 @@ runDriverConformance(test, 'openvz vzctl (fake vzctl, no kernel)', () => driver,
   ids: Array.from({ length: 10 }, (_, i) => `${PREFIX}${i + 1}`),
   skip: {
     sshLogin: 'fake OpenVZ: a stand-in greets at the address, there is no sshd to log in to',
+    quota: 'fake OpenVZ: no kernel enforces --diskspace/--diskinodes here (the arguments are checked in this file)',
   },
 });
 
@@ -41,7 +42,7 @@ test.serial('openvz: create passes the documented vzctl arguments and writes the
   t.is(conf.name, id);
   t.is(conf.hostname, id);
   t.deepEqual(conf.ip, ['127.231.21.111']);
-  t.deepEqual(conf.resources, { ram: '256M', swap: '0', cpuunits: '1000', numproc: '256' });
+  t.deepEqual(conf.resources, { ram: '256M', swap: '0', cpuunits: '1000', numproc: '256', diskspace: '4096M:4096M', diskinodes: '200000:200000' });
   t.is(conf.status, 'stopped', 'unmounted again after the keys were written');
   const sshDir = join(fake.stateDir, 'private', String(ctid), 'etc', 'ssh');
   t.deepEqual((await readdir(sshDir)).sort(), ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub'], 'template keys are gone');
@@ -137,4 +138,24 @@ test('openvz: config validation names the bad field', (t) => {
   t.is(ok.rootDir, '/vz/root');
   t.throws(() => parseInput(openVzDriverConfigSchema, { ...ok, backend: 'lxc' }, 'hypervisor.yaml'), { message: /hypervisor\.yaml: backend:/ });
   t.throws(() => parseInput(openVzDriverConfigSchema, { ...ok, lastAddress: '10.8.0.1' }, 'hypervisor.yaml'), { message: /lastAddress: expected an address not below/ });
+});
+
+test('openvz: the disk quota maps onto --diskspace and --diskinodes (soft = hard); prlctl refuses it', (t) => {
+  t.deepEqual(quotaArgs({ diskMiB: 4096, inodes: 200_000 }), ['--diskspace', '4096M:4096M', '--diskinodes', '200000:200000']);
+  t.deepEqual(quotaArgs(undefined), []);
+  const base = { template: 'debian-12.0-x86_64', firstAddress: '10.8.0.10', lastAddress: '10.8.0.99', quota: { diskMiB: 4096, inodes: 200_000 } };
+  t.deepEqual(parseInput(openVzDriverConfigSchema, base, 'hypervisor.yaml').quota, base.quota);
+  t.throws(() => parseInput(openVzDriverConfigSchema, { ...base, backend: 'prlctl' }, 'hypervisor.yaml'), { message: /quota: expected backend vzctl/ });
+  t.throws(() => parseInput(openVzDriverConfigSchema, { ...base, quota: { diskMiB: 4096 } }, 'hypervisor.yaml'), { message: /quota\.inodes/ });
+});
+
+test.serial('openvz: the fake vzctl holds the driver to vzctl(8)\'s --diskspace/--diskinodes syntax', async (t) => {
+  const ctid = String(driver.ctid(own(9)));
+  await driver.create(own(9));
+  t.teardown(() => driver.destroy(own(9)));
+  const bad = await fake.runner('vzctl', ['set', ctid, '--diskspace', '4096MiB', '--save']);
+  t.is(bad.exitCode, 20);
+  t.regex(bad.stderr, /Invalid value for --diskspace/);
+  const good = await fake.runner('vzctl', ['set', ctid, '--diskspace', '1048576:2G', '--diskinodes', '1000', '--save']);
+  t.is(good.exitCode, 0, good.stderr);
 });

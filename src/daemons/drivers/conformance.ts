@@ -29,7 +29,14 @@ export interface ConformanceOptions {
     sshLogin?: string;
     /** no processes run inside the container: exec and reading files back through it */
     exec?: string;
+    /** nothing enforces a disk or inode quota here (a fake runtime) */
+    quota?: string;
   };
+  /**
+   * The disk and inode quota the driver was configured with. Every driver must enforce one:
+   * without this (or skip.quota) the quota check fails.
+   */
+  quota?: { diskMiB: number; inodes: number };
   /** how many containers the concurrency check creates and starts at once (default 4) */
   concurrency?: number;
   /** time for any single wait on the container (sshd answering, a session appearing) */
@@ -119,6 +126,12 @@ export function runDriverConformance(
     t.is(cat.stdout, 'line one\nline two\n');
     const env = await driver.exec(a, ['/bin/sh', '-c', 'echo "$HOME"; id -u']);
     t.is(env.stdout, '/root\n0\n');
+  });
+
+  needs('the disk and inode quota: df shows it, a write past it fails, writes up to it work', options.skip?.quota ?? execSkip, async (t) => {
+    const quota = options.quota;
+    if (!quota) return t.fail('give options.quota (what the driver was configured with) or skip.quota with the reason');
+    await checkQuota(t, (argv) => driver.exec(a, argv), quota);
   });
 
   test.serial(title('clones have different host keys whose fingerprints match'), async (t) => {
@@ -334,4 +347,46 @@ function openShell(client: Client): Promise<{ end(): void }> {
       resolve({ end: () => stream.end('exit\n') });
     });
   });
+}
+
+type Exec = (argv: readonly string[]) => Promise<{ exitCode: number; stdout: string; stderr: string }>;
+
+/** `df -P` of / inside: [total, used] in KiB, or inodes with -i. */
+async function dfRoot(exec: Exec, inodes: boolean): Promise<[number, number]> {
+  const r = await exec(['df', '-P', ...(inodes ? ['-i'] : ['-k']), '/']);
+  const fields = r.stdout.trim().split('\n').pop()!.trim().split(/\s+/);
+  return [Number(fields[1]), Number(fields[2])];
+}
+
+/**
+ * The quota as a student meets it: df and df -i inside show it (not the host's disk), a
+ * write of more than the quota and more files than the inode quota both fail with ENOSPC
+ * or EDQUOT, a write up to most of it works, and deleting gives the space back.
+ */
+export async function checkQuota(t: ExecutionContext, exec: Exec, quota: { diskMiB: number; inodes: number }): Promise<void> {
+  const [blocks] = await dfRoot(exec, false);
+  t.true(blocks <= quota.diskMiB * 1024 && blocks >= quota.diskMiB * 1024 * 0.9, `df / shows ${blocks} KiB, the quota is ${quota.diskMiB * 1024} KiB`);
+  const [inodes] = await dfRoot(exec, true);
+  t.true(inodes <= quota.inodes && inodes >= quota.inodes * 0.9, `df -i / shows ${inodes} inodes, the quota is ${quota.inodes}`);
+  const full = /No space left on device|Disk quota exceeded/;
+  const past = await exec(['fallocate', '-l', `${quota.diskMiB + 64}M`, '/root/vzsb-past']);
+  t.not(past.exitCode, 0, 'a file larger than the quota cannot be made');
+  t.regex(past.stderr, full);
+  const dd = await exec(['/bin/sh', '-c', `dd if=/dev/zero of=/root/vzsb-fill bs=1M count=${quota.diskMiB + 16} 2>&1; echo "exit $?"`]);
+  t.regex(dd.stdout, full, 'writing past the quota ends in ENOSPC/EDQUOT');
+  t.notRegex(dd.stdout, /exit 0$/m);
+  await exec(['rm', '-f', '/root/vzsb-fill', '/root/vzsb-past']);
+  const half = Math.floor(quota.diskMiB / 2);
+  const ok = await exec(['/bin/sh', '-c', `dd if=/dev/zero of=/root/vzsb-half bs=1M count=${half} status=none && sync && du -m /root/vzsb-half`]);
+  t.is(ok.exitCode, 0, `writing ${half} MiB (half the quota) works: ${ok.stderr}`);
+  const [, used] = await dfRoot(exec, false);
+  t.true(used >= half * 1024, `df counts what was written (${used} KiB used)`);
+  await exec(['rm', '-f', '/root/vzsb-half']);
+  const many = await exec(['/bin/sh', '-c', `mkdir -p /root/vzsb-many && cd /root/vzsb-many && seq 1 ${quota.inodes + 100} | xargs touch 2>&1 | tail -n 1`]);
+  t.regex(many.stdout, full, `more files than the inode quota cannot be made`);
+  await exec(['rm', '-rf', '/root/vzsb-many']);
+  const [, usedAfter] = await dfRoot(exec, false);
+  t.true(usedAfter < half * 1024, `deleting gives the space back (${usedAfter} KiB used)`);
+  const write = await exec(['/bin/sh', '-c', 'echo still > /root/vzsb-after && cat /root/vzsb-after && rm /root/vzsb-after']);
+  t.is(write.stdout, 'still\n', 'the container writes again after being full');
 }

@@ -42,6 +42,11 @@ export interface LxcDriverConfig {
    * newuidmap is installed). Without it containers are privileged.
    */
   idmap?: { start: number; count: number } | undefined;
+  /**
+   * Disk and inode quota per container: each clone's upper layer on an ext4 volume of this
+   * size and inode count (./lxc-volume.ts). Without it clones write to lxcPath's filesystem.
+   */
+  quota?: { diskMiB: number; inodes: number } | undefined;
   /** packages added to the base's root filesystem on top of BASE_PACKAGES */
   packages: string[];
   /** how long start() waits for sshd to answer */
@@ -59,6 +64,13 @@ export const BASE_PACKAGES: readonly string[] = ['openssh-server', 'iproute2', '
 export const ipv4 = z.ipv4({ error: 'expected an IPv4 address' });
 export const idPrefix = z.string().regex(/^[a-z][a-z0-9-]{0,11}$/, 'expected lower-case letters, digits and "-", 1-12 characters, starting with a letter').default('vzsb-');
 export const absolutePath = z.string().regex(/^\//, 'expected an absolute path');
+/** A disk and inode quota per container (LXC: a volume of its own; OpenVZ: vzctl --diskspace/--diskinodes). */
+export const diskQuota = z
+  .object({
+    diskMiB: z.number().int().min(64).max(16 * 1024 * 1024),
+    inodes: z.number().int().min(1024).max(1_000_000_000),
+  })
+  .strict();
 export const startTimeoutMs = (fallback: number) => z.number().int().min(100).max(600_000).default(fallback);
 
 export const lxcDriverConfigSchema = z
@@ -87,6 +99,7 @@ export const lxcDriverConfigSchema = z
       })
       .strict()
       .optional(),
+    quota: diskQuota.optional(),
     packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'expected a Debian package name')).default([]),
     startTimeoutMs: startTimeoutMs(10_000),
     rootfsCacheDir: absolutePath.optional(),

@@ -19,6 +19,7 @@ import {
   type CgroupVersion,
   type LxcDriverConfig,
 } from './lxc-config.js';
+import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume } from './lxc-volume.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { countSshSessions } from './ssh-sessions.js';
@@ -168,6 +169,7 @@ export class LxcDriver implements ContainerDriver {
   private async prepareBase(): Promise<void> {
     await this.checkBridge();
     await this.checkLxcPath();
+    if (this.config.quota) await checkVolumeSupport(this.runner);
     const base = this.dir(this.config.baseName);
     const hash = this.baseDefinitionHash();
     const current = await readFile(join(base, HASH_FILE), 'utf8').catch(() => '');
@@ -306,6 +308,7 @@ export class LxcDriver implements ContainerDriver {
     const text = await readFile(configFile, 'utf8');
     const upper = overlayUpperDir(text);
     if (!upper) throw driverError('E_DRIVER_RUNTIME', `clone ${id} is not an overlay clone`, text);
+    await this.attachQuota(dir, upper);
     await writeFile(configFile, stripOwnedKeys(text) + cloneConfigBlock(this.config, id, this.cgroupVersion));
     // The clone has never run, so its upper layer holds only what LXC and we put there:
     // writing host keys into it cannot be redirected by anything a student planted.
@@ -334,6 +337,7 @@ export class LxcDriver implements ContainerDriver {
     const address = containerAddress(this.config, id);
     // From the first start on, the student owns the upper layer's contents.
     await rm(join(dir, PRISTINE_MARKER), { force: true });
+    await this.remountQuota(dir);
     const t0 = performance.now();
     const result = await this.lxc('lxc-start', ['-n', id, '-d', '-o', join(dir, 'lxc.log'), '-l', 'WARN']);
     const t1 = performance.now();
@@ -366,6 +370,7 @@ export class LxcDriver implements ContainerDriver {
       return;
     }
     await this.lxc('lxc-stop', ['-n', id, '-k']);
+    await this.detachQuota(dir);
     const result = await this.lxc('lxc-destroy', ['-n', id]);
     if (result.failed && existsSync(dir)) await this.must(result, 'E_DRIVER_RUNTIME', `destroying ${id}`);
   }
@@ -508,6 +513,25 @@ export class LxcDriver implements ContainerDriver {
     const text = await readFile(join(dir, HOST_KEY_FILE), 'utf8').catch(() => undefined);
     if (text === undefined) throw driverError('E_DRIVER_NOT_FOUND', `container ${id} has no recorded host key`);
     return hostKeyOf(text);
+  }
+
+  /**
+   * The disk and inode quota: the clone's upper layer moves onto a new volume of its own
+   * before anything is written into it (./lxc-volume.ts, docs/drivers.md).
+   */
+  private async attachQuota(dir: string, upper: string): Promise<void> {
+    if (this.config.quota) await makeVolume(this.runner, dir, upper, this.config.quota);
+  }
+
+  /** After a host reboot the volume is mounted again before the container starts on it. */
+  private async remountQuota(dir: string): Promise<void> {
+    const upper = overlayUpperDir(await readFile(join(dir, 'config'), 'utf8'));
+    if (upper) await ensureVolumeMounted(this.runner, dir, upper);
+  }
+
+  private async detachQuota(dir: string): Promise<void> {
+    const upper = overlayUpperDir(await readFile(join(dir, 'config'), 'utf8').catch(() => ''));
+    if (upper) await unmountVolume(this.runner, upper);
   }
 
   private requireContainer(id: string): string {

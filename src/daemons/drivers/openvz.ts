@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import { run, type CommandResult, type Runner } from '../../common/exec.js';
 import { silentLogger, type Logger } from '../../common/log.js';
-import { absolutePath, containerAddress, containerIndex, idPrefix, ipToInt, ipv4, isContainerId, startTimeoutMs } from './lxc-config.js';
+import { absolutePath, containerAddress, containerIndex, diskQuota, idPrefix, ipToInt, ipv4, isContainerId, startTimeoutMs } from './lxc-config.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { countSshSessions } from './ssh-sessions.js';
@@ -32,6 +32,8 @@ export interface OpenVzDriverConfig {
   /** where `vzctl mount` makes a container's root visible: <rootDir>/<ctid> */
   rootDir: string;
   limits: { memoryMiB?: number | undefined; cpuUnits?: number | undefined; numproc?: number | undefined };
+  /** disk and inode quota per container: vzctl --diskspace and --diskinodes (vzctl backend only) */
+  quota?: { diskMiB: number; inodes: number } | undefined;
   startTimeoutMs: number;
 }
 
@@ -52,14 +54,28 @@ export const openVzDriverConfigSchema = z
       })
       .strict()
       .default({}),
+    quota: diskQuota.optional(),
     startTimeoutMs: startTimeoutMs(30_000),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.quota && c.backend === 'prlctl') {
+      ctx.addIssue({ code: 'custom', path: ['quota'], message: 'expected backend vzctl: prlctl sets no inode limit (OpenVZ 7 has vzctl too)' });
+    }
     if (ipToInt(c.lastAddress) < ipToInt(c.firstAddress)) {
       ctx.addIssue({ code: 'custom', path: ['lastAddress'], message: `expected an address not below firstAddress ${c.firstAddress}` });
     }
   });
+
+/**
+ * The disk and inode quota as vzctl sets it: soft and hard limit alike (a soft limit below
+ * the hard one would let a student exceed it for the grace time). --diskspace is in KiB
+ * blocks and takes a suffix; --diskinodes is a count.
+ */
+export function quotaArgs(quota: OpenVzDriverConfig['quota']): string[] {
+  if (!quota) return [];
+  return ['--diskspace', `${quota.diskMiB}M:${quota.diskMiB}M`, '--diskinodes', `${quota.inodes}:${quota.inodes}`];
+}
 
 /** vzctl exit codes (include/vzerror.h; legacy 4.x and OpenVZ 7 agree on these). */
 export const VZ_EXIT = {
@@ -249,6 +265,7 @@ export class OpenVzDriver implements ContainerDriver {
     if (memoryMiB !== undefined) set.push(...(vz ? ['--ram', `${memoryMiB}M`, '--swap', '0'] : ['--memsize', String(memoryMiB)]));
     if (cpuUnits !== undefined) set.push('--cpuunits', String(cpuUnits));
     if (numproc !== undefined) set.push(...(vz ? ['--numproc', String(numproc)] : ['--nproc', String(numproc)]));
+    set.push(...quotaArgs(this.config.quota));
     await this.must({ file: vz ? 'vzctl' : 'prlctl', args: set }, `configuring ${id}`);
     this.log.debug('container_created', { container: id, ctid, address });
     return { id, running: false, address };

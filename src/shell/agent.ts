@@ -5,6 +5,7 @@ import { Readable, Writable } from 'node:stream';
 import { VzsbError } from '../common/errors.js';
 import { createLogger, type Level, type Logger } from '../common/log.js';
 import { encodeFrame, FrameDecoder, FrameError, parseHello, parseWindow, type Hello } from './agent-protocol.js';
+import { cleanUpDeadSessions } from './agent-cleanup.js';
 import { agentSocketPath } from './agent-paths.js';
 import { loadGatewayConfig } from './config.js';
 import { runSession, type SessionContext } from './session.js';
@@ -70,6 +71,8 @@ export async function startAgent(options: AgentOptions): Promise<Agent> {
   server.maxConnections = options.maxConnections ?? 4096;
   server.on('error', (err) => log().error('agent.error', { error: err }));
   await removeStaleSocket(socketPath);
+  // Sessions of an agent that died: their markers and leases, before new logins come in.
+  await cleanUpDeadSessions(first.config, first.logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ path: socketPath, backlog: 511 }, () => {

@@ -179,7 +179,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   return status;
 }
 
-function balancerOptions(config: GatewayConfig, log: Logger): BalancerClientOptions {
+export function balancerOptions(config: GatewayConfig, log: Logger): BalancerClientOptions {
   return {
     balancers: config.balancers,
     token: config.token,

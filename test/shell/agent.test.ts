@@ -1,8 +1,9 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { run } from '../../src/common/exec.js';
 import { encodeFrame, encodeHello, FrameDecoder, FrameError, parseHello, parseWindow } from '../../src/shell/agent-protocol.js';
 import { startAgent, type Agent } from '../../src/shell/agent.js';
@@ -246,3 +247,38 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000)
     await new Promise((r) => setTimeout(r, delay));
   }
 }
+
+test('an agent killed with -9 mid-session: its restart removes the dead sessions\' markers and releases their leases within seconds; a user with a live session keeps it', async (t) => {
+  const balancer = await holdingBalancer(t);
+  const s = await gatewayFiles(t, [balancer.url]);
+  const main = fileURLToPath(new URL('../../src/shell/main.ts', import.meta.url));
+  const agentProcess = spawn(process.execPath, ['--import', 'tsx', main, '--agent', '--config', s.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.teardown(() => {
+    agentProcess.kill('SIGKILL');
+  });
+  await until(async () => ((await stat(s.socketPath).catch(() => undefined))?.isSocket() ? true : undefined), 20_000);
+  let pid = 0;
+  const running = client(s.clientPath, { SUDO_USER: 'carol' }, { onSpawn: (p) => (pid = p) });
+  await until(async () => ((await stat(join(s.dir, 'sessions', 'carol', String(pid))).catch(() => undefined)) ? true : undefined));
+  await until(async () => (balancer.asked() > 0 ? true : undefined));
+  // dave: one session died with the agent, another one (this process) still runs.
+  await mkdir(join(s.dir, 'sessions', 'dave'), { recursive: true });
+  await writeFile(join(s.dir, 'sessions', 'dave', String(pid)), '1\n');
+  await writeFile(join(s.dir, 'sessions', 'dave', String(process.pid)), '1\n');
+
+  agentProcess.kill('SIGKILL');
+  const ran = await running;
+  t.is(ran.code, 255);
+  t.regex(ran.stderr, /ended unexpectedly\. \[E_INTERNAL\]/);
+  t.deepEqual(balancer.released, [], 'nothing released while no agent runs');
+  t.truthy(await stat(join(s.dir, 'sessions', 'carol', String(pid))).catch(() => undefined), 'the dead session left its marker');
+
+  const started = performance.now();
+  await agentOn(t, s);
+  await until(async () => (balancer.released.length > 0 ? true : undefined), 5000);
+  t.true(performance.now() - started < 5000);
+  t.deepEqual(balancer.released, ['/v1/leases/carol']);
+  t.is(await stat(join(s.dir, 'sessions', 'carol', String(pid))).catch(() => undefined), undefined);
+  t.deepEqual(await readdir(join(s.dir, 'sessions', 'dave')), [String(process.pid)]);
+  t.like((await s.log()).find((l) => l.event === 'agent.cleanup'), { markersRemoved: 2, released: ['carol'], kept: ['dave'] });
+});

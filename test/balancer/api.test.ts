@@ -1,7 +1,7 @@
 import test from 'ava';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import type { MemoryDriver } from '../../src/daemons/drivers/memory.js';
-import { BALANCER_TOKENS, httpCall, startCluster } from '../helpers/daemons.js';
+import { BALANCER_TOKENS, httpCall, startCluster, userHomedAt } from '../helpers/daemons.js';
 
 const KEY = generateEd25519('gateway').publicKey;
 type Scope = keyof typeof BALANCER_TOKENS;
@@ -79,7 +79,8 @@ test('bad bodies: 400 naming the field; the daemon keeps serving', async (t) => 
 
 test('pools status aggregates every hypervisor; with one down it is reported down next to the others', async (t) => {
   const c = await startCluster(t, { hypervisors: [{ name: 'apic', standby: 2, max: 4 }, { name: 'apid', standby: 1, max: 3 }, { name: 'apie', standby: 1, max: 2 }] });
-  const lease = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user: 'alice', publicKey: KEY } });
+  const alice = userHomedAt(['apic', 'apid', 'apie'], 'apic', 'alice');
+  const lease = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user: alice, publicKey: KEY } });
   t.is(lease.body.hypervisor, 'apic');
   await c.hypervisor('apic').daemon.pool.settled();
   await c.hypervisor('apie').stop();
@@ -88,7 +89,7 @@ test('pools status aggregates every hypervisor; with one down it is reported dow
   const byName = Object.fromEntries((res.body.hypervisors as { name: string }[]).map((h) => [h.name, h])) as Record<string, any>;
   t.deepEqual(Object.keys(byName), ['apic', 'apid', 'apie']);
   t.like(byName.apic, { up: true, error: null, capacity: { clean: 2, leased: 1, building: 0, dirty: 0, broken: 0, max: 4, standby: 2 } });
-  t.true(byName.apic.containers.some((x: { user: string | null; state: string; since: string }) => x.user === 'alice' && x.state === 'leased' && !Number.isNaN(Date.parse(x.since))));
+  t.true(byName.apic.containers.some((x: { user: string | null; state: string; since: string }) => x.user === alice && x.state === 'leased' && !Number.isNaN(Date.parse(x.since))));
   t.like(byName.apid, { up: true, capacity: { clean: 1, leased: 0, max: 3 } });
   t.like(byName.apie, { up: false, capacity: null, containers: [], error: { code: 'E_HYPERVISOR_UNREACHABLE' } });
   t.truthy(byName.apie.lastSeen, 'when it was last seen');
@@ -98,14 +99,16 @@ test('pools status aggregates every hypervisor; with one down it is reported dow
 
 test('sessions: who is on which container of which hypervisor since when; a hypervisor that cannot be asked is named', async (t) => {
   const c = await startCluster(t, { hypervisors: [{ name: 'apif', standby: 2, max: 4 }, { name: 'apig', standby: 2, max: 4 }] });
-  for (const user of ['bob', 'alice', 'carol']) {
+  // Homes on both: the lease of each goes to their home.
+  const users = [userHomedAt(['apif', 'apig'], 'apig', 'bob'), userHomedAt(['apif', 'apig'], 'apif', 'alice'), 'carol'];
+  for (const user of users) {
     const res = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user, publicKey: KEY } });
     t.is(res.status, 200);
   }
   const res = await httpCall(c.balancer.url, 'GET', '/v1/sessions', { token: BALANCER_TOKENS.admin });
   t.is(res.status, 200);
   const sessions = res.body.sessions as { user: string; hypervisor: string; container: string; grantedAt: string; loggedIn: boolean }[];
-  t.deepEqual(sessions.map((s) => s.user), ['alice', 'bob', 'carol']);
+  t.deepEqual(sessions.map((s) => s.user), [...users].sort());
   t.deepEqual([...new Set(sessions.map((s) => s.hypervisor))].sort(), ['apif', 'apig'], 'spread over both');
   for (const s of sessions) {
     t.regex(s.container, new RegExp(`^${s.hypervisor}-\\d{4}$`));
@@ -121,7 +124,8 @@ test('sessions: who is on which container of which hypervisor since when; a hype
 
 test('reset fan-out: all pools, one hypervisor, one user; the down one is failed and the others done', async (t) => {
   const c = await startCluster(t, { hypervisors: [{ name: 'apih', standby: 2, max: 4 }, { name: 'apii', standby: 1, max: 4 }, { name: 'apij', standby: 1, max: 2 }] });
-  const alice = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user: 'alice', publicKey: KEY } });
+  const name = userHomedAt(['apih', 'apii', 'apij'], 'apih', 'alice');
+  const alice = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user: name, publicKey: KEY } });
   t.is(alice.body.hypervisor, 'apih');
   // alice is logged in: without force her container is skipped, with force it is reset.
   (c.hypervisor('apih').driver as MemoryDriver).setSessions(alice.body.container, 1);
@@ -134,7 +138,7 @@ test('reset fan-out: all pools, one hypervisor, one user; the down one is failed
   const results = Object.fromEntries((all.body.results as { hypervisor: string }[]).map((r) => [r.hypervisor, r])) as Record<string, any>;
   t.is(results.apih.status, 'done');
   t.is(results.apih.report.reset.length, 2, 'its two clean containers');
-  t.like(results.apih.report.skipped, [{ container: alice.body.container, user: 'alice' }]);
+  t.like(results.apih.report.skipped, [{ container: alice.body.container, user: name }]);
   t.regex(results.apih.report.skipped[0].reason, /in use/);
   t.like(results.apii, { status: 'done', report: { reset: ['apii-0001'], failed: [] } });
   t.like(results.apij, { status: 'failed', error: { code: 'E_HYPERVISOR_UNREACHABLE' } });
@@ -147,7 +151,7 @@ test('reset fan-out: all pools, one hypervisor, one user; the down one is failed
   t.like(one.body, { ok: true, results: [{ hypervisor: 'apii', status: 'done' }] });
   t.is(one.body.results.length, 1);
 
-  const user = await httpCall(c.balancer.url, 'POST', '/v1/users/alice/reset', { token: BALANCER_TOKENS.admin, body: { force: true, wait: true } });
+  const user = await httpCall(c.balancer.url, 'POST', `/v1/users/${name}/reset`, { token: BALANCER_TOKENS.admin, body: { force: true, wait: true } });
   t.is(user.status, 200, user.text);
   t.true(user.body.ok, 'the holder reset it; the down one cannot hold it too');
   const byHyp = Object.fromEntries((user.body.results as { hypervisor: string; status: string }[]).map((r) => [r.hypervisor, r.status]));

@@ -10,7 +10,7 @@ import { poolsReset, poolsStatus } from '../../src/cli/commands/pools.js';
 import { listSessions } from '../../src/cli/commands/sessions.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import type { MemoryDriver } from '../../src/daemons/drivers/memory.js';
-import { BALANCER_TOKENS, balancerConfigYaml, httpCall, startCluster, startTestHypervisor } from '../helpers/daemons.js';
+import { BALANCER_TOKENS, balancerConfigYaml, httpCall, startCluster, startTestHypervisor, userHomedAt } from '../helpers/daemons.js';
 import { runCli } from '../hypervisor/daemon-process.js';
 
 const KEY = generateEd25519('gateway').publicKey;
@@ -62,7 +62,8 @@ test('the balancer daemon process, and vzsb pools status / reset / sessions agai
   const url = `http://127.0.0.1:${listening.port}`;
   const started = await daemon.waitForLog('balancer.started');
   t.deepEqual(started.hypervisors, [{ name: 'clia', up: true }, { name: 'clib', up: true }]);
-  const lease = await httpCall(url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user: 'alice', publicKey: KEY } });
+  const alice = userHomedAt(['clia', 'clib'], 'clia', 'alice');
+  const lease = await httpCall(url, 'POST', '/v1/leases', { token: BALANCER_TOKENS.lease, body: { user: alice, publicKey: KEY } });
   t.is(lease.status, 200, lease.text);
   t.is(lease.body.hypervisor, 'clia');
 
@@ -92,7 +93,7 @@ test('the balancer daemon process, and vzsb pools status / reset / sessions agai
 
   const sessions = runCli(['sessions', '--balancer', url, '--token-file', tokenFile]);
   t.is(await sessions.exited, 2, 'clib could not be asked');
-  t.regex(sessions.stdout.join(''), /^USER\s+HYPERVISOR\s+CONTAINER\s+ADDRESS\s+SINCE\s+IDLE\s+STATE\n[- ]+\nalice\s+clia\s+clia-\d{4}\s+\S+\s+\d\d:\d\d:\d\d\s+\S+\s+waiting\n/m);
+  t.regex(sessions.stdout.join(''), new RegExp(String.raw`^USER\s+HYPERVISOR\s+CONTAINER\s+ADDRESS\s+SINCE\s+IDLE\s+STATE\n[- ]+\n${alice}\s+clia\s+clia-\d{4}\s+\S+\s+\d\d:\d\d:\d\d\s+\S+\s+waiting\n`, 'm'));
   t.regex(sessions.stdout.join(''), /clib: not asked/);
 
   // Reset everything: clib is down, so the exit status says a part failed, and both rows are printed.
@@ -184,7 +185,8 @@ test('admin target resolution: flags, then environment, then the first admin.yam
 
 test('the command bodies in-process: status, reset of one user, sessions', async (t) => {
   const c = await startCluster(t, { hypervisors: [{ name: 'clid', standby: 1, max: 3 }, { name: 'clie', standby: 2, max: 3 }] });
-  const lease = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: 'bob', publicKey: KEY } });
+  const bob = userHomedAt(['clid', 'clie'], 'clie', 'bob');
+  const lease = await httpCall(c.balancer.url, 'POST', '/v1/leases', { token: c.tokens.lease, body: { user: bob, publicKey: KEY } });
   t.is(lease.body.hypervisor, 'clie');
   const client = new AdminClient({ balancers: [c.balancer.url], token: c.tokens.admin, timeoutMs: 5000 });
   let out = '';
@@ -193,21 +195,21 @@ test('the command bodies in-process: status, reset of one user, sessions', async
   t.regex(out, /\nclie\s+up\s+\d+\s+1\s/);
   out = '';
   t.is(await listSessions(client, false, write), 0);
-  t.regex(out, /\nbob\s+clie\s+clie-\d{4}\s/);
+  t.regex(out, new RegExp(String.raw`\n${bob}\s+clie\s+clie-\d{4}\s`));
   // bob is logged in: not without --force.
   (c.hypervisor('clie').driver as MemoryDriver).setSessions(lease.body.container, 1);
   out = '';
-  t.is(await poolsReset(client, { user: 'bob' }, { force: false, wait: true }, false, write), 2);
-  t.regex(out, /\nclie\s+failed\s+E_IN_USE: clie: container clie-\d{4} is in use by bob .*pass force/);
-  const raw = await httpCall(c.balancer.url, 'POST', '/v1/users/bob/reset', { token: c.tokens.admin, body: {} });
+  t.is(await poolsReset(client, { user: bob }, { force: false, wait: true }, false, write), 2);
+  t.regex(out, new RegExp(String.raw`\nclie\s+failed\s+E_IN_USE: clie: container clie-\d{4} is in use by ${bob} .*pass force`));
+  const raw = await httpCall(c.balancer.url, 'POST', `/v1/users/${bob}/reset`, { token: c.tokens.admin, body: {} });
   t.is(raw.status, 409);
   t.is(raw.body.error.code, 'E_IN_USE');
   out = '';
-  t.is(await poolsReset(client, { user: 'bob' }, { force: true, wait: true }, false, write), 0);
+  t.is(await poolsReset(client, { user: bob }, { force: true, wait: true }, false, write), 0);
   t.regex(out, /\nclid\s+no-lease\s+no lease for this user here\n/);
   t.regex(out, /\nclie\s+done\s+reset 1\n/);
   out = '';
-  t.is(await poolsReset(client, { user: 'bob' }, { force: false, wait: false }, false, write), 2, 'no lease anywhere now');
-  t.regex(out, /user bob holds no lease on any hypervisor \(E_NO_LEASE\)/);
+  t.is(await poolsReset(client, { user: bob }, { force: false, wait: false }, false, write), 2, 'no lease anywhere now');
+  t.regex(out, new RegExp(`user ${bob} holds no lease on any hypervisor \\(E_NO_LEASE\\)`));
   await t.throwsAsync(poolsReset(client, { hypervisor: 'nope' }, { force: false, wait: false }, false, write), { message: /no hypervisor named nope/ });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../src/common/log.js';
 import { parseBalancerConfig, type BalancerConfigInput } from '../../src/daemons/balancer/config.js';
+import { rendezvousOrder } from '../../src/daemons/balancer/rendezvous.js';
 import { startBalancer, type RunningBalancer } from '../../src/daemons/balancer/serve.js';
 import type { ContainerDriver } from '../../src/daemons/drivers/types.js';
 import { MemoryDriver } from '../../src/daemons/drivers/memory.js';
@@ -249,4 +250,16 @@ export async function httpCall(
     parsed = undefined;
   }
   return { status: res.status, body: parsed, text, headers: res.headers };
+}
+
+/**
+ * A user name (`base`, else `base` plus a number) whose home among `hypervisors` is `home`: the
+ * balancer places a new user on their home when it has room (rendezvous hashing, docs/balancer.md).
+ */
+export function userHomedAt(hypervisors: readonly string[], home: string, base: string): string {
+  for (let i = 0; i < 10_000; i++) {
+    const user = i === 0 ? base : `${base}${i}`;
+    if (rendezvousOrder(user, hypervisors)[0] === home) return user;
+  }
+  throw new Error(`no user name like ${base} has home ${home}`);
 }

@@ -79,6 +79,8 @@ const ENDPOINTS: { method: string; path: string; scope: keyof typeof TOKENS; bod
   { method: 'GET', path: '/v1/users/alice', scope: 'admin' },
   { method: 'POST', path: '/v1/containers/vzsb-0001/reset', scope: 'admin', body: {} },
   { method: 'POST', path: '/v1/leases/alice/reset', scope: 'admin', body: {} },
+  { method: 'POST', path: '/v1/leases/alice/settled', scope: 'lease', body: {} },
+  { method: 'POST', path: '/v1/claims/alice', scope: 'lease', body: { hypervisor: 'hyp2' } },
   { method: 'POST', path: '/v1/reset', scope: 'admin', body: {} },
   { method: 'POST', path: '/v1/reclaim', scope: 'admin', body: {} },
   { method: 'GET', path: '/metrics', scope: 'metrics' },
@@ -146,7 +148,7 @@ test('lease, renew and release over HTTP', async (t) => {
 
   const released = await api.call('DELETE', '/v1/leases/alice', { token: TOKENS.lease });
   t.is(released.status, 200);
-  t.deepEqual(released.body, { user: 'alice', container: 'vzsb-0001', graceUntil: null });
+  t.deepEqual(released.body, { user: 'alice', container: 'vzsb-0001', graceUntil: null, sessions: 0, released: true });
   const twice = await api.call('DELETE', '/v1/leases/alice', { token: TOKENS.lease });
   t.is(twice.status, 404);
   t.is(twice.body.error.code, 'E_NO_LEASE');

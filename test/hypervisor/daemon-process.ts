@@ -36,7 +36,8 @@ export function runCli(args: string[]): CliProcess {
     }
     for (const l of listeners) l();
   });
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // 'close', not 'exit': the last log lines on stderr are read by then.
+  const exited = once(child, 'close').then(([code]) => code as number | null);
   const waitForLog = (event: string, timeoutMs = 90_000) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {

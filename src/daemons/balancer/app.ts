@@ -5,9 +5,10 @@ import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
 import type { Clock } from '../common/clock.js';
+import { parseInput } from '../../common/validate.js';
 import { createDaemonApp, param, readJson } from '../common/http.js';
 import { countAuthFailure, metricsHandler } from '../common/metrics.js';
-import { leaseRequestSchema, resetRequestSchema, userNameSchema } from '../hypervisor/app.js';
+import { leaseRequestSchema, resetRequestSchema, sessionIdSchema, userNameSchema } from '../hypervisor/app.js';
 import type { BalancerConfig } from './config.js';
 import type { Fanout, FanoutReport } from './fanout.js';
 import type { HealthMonitor } from './health.js';
@@ -38,6 +39,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   E_UNKNOWN_HYPERVISOR: 404,
   E_IN_USE: 409,
   E_RENEW_FAILED: 503,
+  E_TOO_MANY: 409,
+  E_BUSY: 503,
+  E_HOLDER_DOWN: 503,
 };
 
 const hypervisorNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a hypervisor name');
@@ -64,12 +68,18 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
 
   router.post('/v1/leases', scope('lease'), async (ctx) => {
     const body = await readJson(ctx, leaseRequestSchema, limit);
-    ctx.body = await deps.router.lease(body.user, body.publicKey);
+    try {
+      ctx.body = await deps.router.lease(body);
+    } catch (err) {
+      if (err instanceof VzsbError && (err.code === 'E_BUSY' || err.code === 'E_HOLDER_DOWN')) ctx.set('Retry-After', '1');
+      throw err;
+    }
   });
 
   router.delete('/v1/leases/:user', scope('lease'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    ctx.body = await deps.router.release(user);
+    const session = ctx.query.session === undefined ? undefined : parseInput(sessionIdSchema, ctx.query.session, 'query: session');
+    ctx.body = await deps.router.release(user, session);
   });
 
   router.get('/v1/pools', scope('admin'), async (ctx) => {

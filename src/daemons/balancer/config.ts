@@ -45,9 +45,20 @@ const leaseSchema = z.strictObject({
   deadlineMs: z.number().int().min(100).max(120_000).default(18_000),
   /** Longest single attempt on one hypervisor (a hypervisor may build a container meanwhile). */
   attemptTimeoutMs: z.number().int().min(50).max(120_000).default(12_000),
-  /** Asking the hypervisors who holds a user's lease, and their capacity. */
+  /** Asking every hypervisor that is up who holds a user's lease (only when the user's home is down). */
   lookupTimeoutMs: z.number().int().min(50).max(30_000).default(2000),
+  /**
+   * How long a user whose lease is on a hypervisor that is down waits for it to come back
+   * (E_HOLDER_DOWN, retried by the gateway) before getting a new container elsewhere. Keep it
+   * below the gateways' lease timeout (30 s by default) so the move can still happen.
+   */
+  holderWaitMs: z.number().int().min(0).max(120_000).default(10_000),
+  /** Lease requests worked on at once; more wait in a queue. */
+  maxConcurrent: z.number().int().min(1).max(10_000).default(128),
+  /** Lease requests waiting at most; more are refused at once with E_BUSY (503). */
+  maxQueued: z.number().int().min(0).max(100_000).default(2048),
 });
+const LEASE_DEFAULTS = { deadlineMs: 18_000, attemptTimeoutMs: 12_000, lookupTimeoutMs: 2000, holderWaitMs: 10_000, maxConcurrent: 128, maxQueued: 2048 };
 
 export const balancerConfigSchema = z
   .strictObject({
@@ -55,7 +66,7 @@ export const balancerConfigSchema = z
     tokens: tokensSchema,
     hypervisors: z.array(hypervisorEntrySchema).min(1, 'at least one hypervisor'),
     health: healthSchema.default({ intervalMs: 2000, timeoutMs: 1000 }),
-    lease: leaseSchema.default({ deadlineMs: 18_000, attemptTimeoutMs: 12_000, lookupTimeoutMs: 2000 }),
+    lease: leaseSchema.default(LEASE_DEFAULTS),
     /** Status, sessions and reset calls to each hypervisor. */
     adminTimeoutMs: z.number().int().min(50).max(120_000).default(10_000),
     /** Largest accepted request body. */

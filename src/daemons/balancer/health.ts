@@ -22,6 +22,8 @@ export interface HypervisorHealthState {
   capacity: Capacity | null;
   /** Why it takes no new leases now (its own words), or null when it does. */
   degraded: string[] | null;
+  /** Leases it gave while the user's previous holder was down, not settled yet (its last poll). */
+  displaced: { user: string; from: string }[];
 }
 
 export interface HealthOptions {
@@ -31,12 +33,15 @@ export interface HealthOptions {
   logger: Logger;
   /** Told of every up/down change (the metrics gauge). */
   onChange?: (name: string, up: boolean) => void;
+  /** Called after every round of polls (the lease router settles displaced leases there). */
+  afterRound?: () => void;
 }
 
 export class HealthMonitor {
   private readonly states = new Map<string, HypervisorHealthState>();
   /** Hypervisors whose state came from a poll or a call (not the initial guess). */
   private readonly known = new Set<string>();
+  private displacedIndex = new Map<string, { holder: string; from: string }>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -48,7 +53,7 @@ export class HealthMonitor {
     const now = options.clock.now();
     for (const c of clients) {
       // Unknown until the first poll: counted as down, so no lease goes to a hypervisor never seen.
-      this.states.set(c.name, { name: c.name, up: false, lastSeen: null, since: now, lastError: 'not polled yet', capacity: null, degraded: null });
+      this.states.set(c.name, { name: c.name, up: false, lastSeen: null, since: now, lastError: 'not polled yet', capacity: null, degraded: null, displaced: [] });
     }
   }
 
@@ -83,6 +88,28 @@ export class HealthMonitor {
     return (s?.up ?? false) && s?.degraded === null;
   }
 
+  /** The capacity it last reported, or null. */
+  capacityOf(name: string): Capacity | null {
+    return this.states.get(name)?.capacity ?? null;
+  }
+
+  /** How long it has been down (ms), 0 when up. */
+  downFor(name: string): number {
+    const s = this.states.get(name);
+    if (!s || s.up) return 0;
+    return this.options.clock.now() - s.since;
+  }
+
+  /** The hypervisor holding `user`'s lease given while their previous holder was down, from the last polls. */
+  displacedHolder(user: string): { holder: string; from: string } | undefined {
+    return this.displacedIndex.get(user);
+  }
+
+  /** Every such lease: user, where it is, which hypervisor it replaced. */
+  displacedAll(): { user: string; holder: string; from: string }[] {
+    return [...this.displacedIndex].map(([user, d]) => ({ user, ...d }));
+  }
+
   /** A call to `name` failed to reach it: down until the next good poll. */
   reportFailure(name: string, error: string): void {
     this.set(name, false, error);
@@ -95,7 +122,10 @@ export class HealthMonitor {
 
   /** One round over all hypervisors, in parallel. */
   pollAll(): Promise<void> {
-    this.running = Promise.all(this.clients.map((c) => this.poll(c))).then(() => undefined);
+    this.running = Promise.all(this.clients.map((c) => this.poll(c))).then(() => {
+      this.indexDisplaced();
+      this.options.afterRound?.();
+    });
     return this.running;
   }
 
@@ -103,17 +133,43 @@ export class HealthMonitor {
     try {
       const health = await client.health(this.options.timeoutMs);
       this.setDegraded(client.name, health.status === 'degraded' ? (health.degraded?.length ? health.degraded : ['degraded']) : null);
+      this.states.get(client.name)!.displaced = health.displaced ?? [];
       this.set(client.name, true, null, health.capacity);
     } catch (err) {
       this.set(client.name, false, errorMessage(err));
     }
   }
 
+  private indexDisplaced(): void {
+    const index = new Map<string, { holder: string; from: string }>();
+    for (const s of this.states.values()) for (const d of s.displaced) index.set(d.user, { holder: s.name, from: d.from });
+    this.displacedIndex = index;
+  }
+
+  /**
+   * The background rounds: each hypervisor's poll at its own offset within the interval, so a
+   * balancer in front of many hypervisors answers a steady trickle of polls, never a burst of
+   * hundreds at once that would delay the lease requests behind it.
+   */
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
-      void this.pollAll().finally(() => this.schedule());
-    }, this.options.intervalMs);
+      const n = this.clients.length;
+      const spread = n > 1 ? this.options.intervalMs / n : 0;
+      this.running = Promise.all(
+        this.clients.map(
+          (c, i) =>
+            new Promise<void>((resolve) => {
+              const t = setTimeout(() => (this.stopped ? resolve() : void this.poll(c).finally(resolve)), i * spread);
+              t.unref();
+            }),
+        ),
+      ).then(() => {
+        this.indexDisplaced();
+        this.options.afterRound?.();
+      });
+      void this.running.finally(() => this.schedule());
+    }, n0(this.clients.length, this.options.intervalMs));
     this.timer.unref();
   }
 
@@ -141,4 +197,9 @@ export class HealthMonitor {
     if (up) this.options.logger.info('hypervisor.up', { hypervisor: name });
     else this.options.logger.warn('hypervisor.down', { hypervisor: name, error });
   }
+}
+
+/** The pause between rounds: the interval, less the spread of a round over the hypervisors. */
+function n0(count: number, intervalMs: number): number {
+  return count > 1 ? intervalMs / count : intervalMs;
 }

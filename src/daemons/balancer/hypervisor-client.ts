@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest } from 'node:http';
 import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import { parseInput } from '../../common/validate.js';
@@ -43,7 +44,8 @@ export const capacitySchema = z.looseObject({
 export type Capacity = z.infer<typeof capacitySchema>;
 export const capacityStates = ['clean', 'leased', 'building', 'dirty', 'broken'] as const;
 
-const healthSchema = z.looseObject({ status: z.string(), degraded: z.array(z.string()).optional(), driver: z.string().optional(), capacity: capacitySchema });
+const displacedSchema = z.looseObject({ user: z.string(), from: z.string() });
+const healthSchema = z.looseObject({ status: z.string(), degraded: z.array(z.string()).optional(), driver: z.string().optional(), capacity: capacitySchema, displaced: z.array(displacedSchema).optional() });
 export type HypervisorHealth = z.infer<typeof healthSchema>;
 
 export const leaseResponseSchema = z.looseObject({
@@ -60,7 +62,38 @@ export const leaseResponseSchema = z.looseObject({
 });
 export type LeaseResponse = z.infer<typeof leaseResponseSchema>;
 
-const releaseResponseSchema = z.looseObject({ user: z.string(), container: z.string(), graceUntil: z.string().nullable() });
+/** What a user's home answers when the user's lease is (to be) on another hypervisor. */
+export const placedSchema = z.looseObject({ placedAt: z.string() });
+const leaseAnswerSchema = z.union([leaseResponseSchema, placedSchema]);
+export interface Placed {
+  placedAt: string;
+}
+export type LeaseAnswer = LeaseResponse | Placed;
+
+export function isPlaced(answer: LeaseAnswer): answer is Placed {
+  return typeof (answer as { placedAt?: unknown }).placedAt === 'string';
+}
+
+/** POST /v1/leases as the balancer sends it (docs/api/hypervisor.openapi.yaml). */
+export interface LeaseCall {
+  user: string;
+  publicKey: string;
+  session?: string;
+  maxSessions?: number;
+  /** This hypervisor is the user's home: it settles where the user's lease lives. */
+  home?: boolean;
+  /** With home: where to send the user when no container is free here. */
+  spill?: string;
+  /** Only renew a lease this hypervisor holds; never grant a new one (E_NO_LEASE). */
+  renewOnly?: boolean;
+  /** The lease is given while the user's home (this name) was down. */
+  displaced?: string;
+}
+
+const claimAnswerSchema = z.looseObject({ hypervisor: z.string().nullable() });
+export type ClaimAnswer = z.infer<typeof claimAnswerSchema>;
+
+const releaseResponseSchema = z.looseObject({ user: z.string(), container: z.string(), graceUntil: z.string().nullable(), sessions: z.number().int().optional(), released: z.boolean().optional() });
 export type ReleaseResponse = z.infer<typeof releaseResponseSchema>;
 
 const containerSchema = z.looseObject({
@@ -73,7 +106,7 @@ const containerSchema = z.looseObject({
 const containersResponseSchema = z.looseObject({ capacity: capacitySchema, containers: z.array(containerSchema) });
 export type ContainersResponse = z.infer<typeof containersResponseSchema>;
 
-const userStatusSchema = z.looseObject({ capacity: capacitySchema, container: containerSchema.nullable() });
+const userStatusSchema = z.looseObject({ capacity: capacitySchema, container: containerSchema.nullable(), claim: z.string().nullable().optional() });
 export type UserStatus = z.infer<typeof userStatusSchema>;
 
 const leaseViewSchema = z.looseObject({
@@ -100,20 +133,79 @@ export interface ResetOptions {
   wait: boolean;
 }
 
-/** `fetch` with the hypervisor's token; tests may pass another implementation. */
-export type Fetch = typeof fetch;
+/** One HTTP exchange: what `call` needs from the transport (tests may pass another). */
+export interface Transport {
+  (url: string, init: { method: string; headers: Record<string, string>; body: string | undefined; timeoutMs: number }): Promise<{ status: number; text: string }>;
+}
+
+export interface ClientOptions {
+  /** Kept-alive connections to this hypervisor at most (more requests queue for one). Default 64. */
+  maxSockets?: number;
+  transport?: Transport;
+}
+
+/**
+ * node:http with one keep-alive Agent per hypervisor: a lease costs no TCP handshake and no
+ * fetch machinery (undici's fetch was most of the balancer's CPU), and a burst queues on a
+ * bounded number of connections instead of opening one each.
+ */
+export function keepAliveTransport(maxSockets = 64): Transport {
+  const agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets, maxFreeSockets: Math.min(maxSockets, 16), scheduling: 'lifo' });
+  return (url, init) =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest(url, { method: init.method, headers: init.body === undefined ? init.headers : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) }, agent });
+      // A timer that fires late means this process was busy (its own event-loop lag), not that
+      // the hypervisor was slow: its answer may be waiting in the socket. One short extra wait
+      // lets it be read before the call counts as timed out.
+      const armed = performance.now();
+      let extended = false;
+      const expire = () => {
+        const late = performance.now() - armed - init.timeoutMs;
+        if (!extended && late > Math.max(50, init.timeoutMs / 4)) {
+          extended = true;
+          timer = setTimeout(expire, Math.min(1000, Math.max(100, init.timeoutMs)));
+          return;
+        }
+        req.destroy(new TimeoutError(init.timeoutMs));
+      };
+      let timer = setTimeout(expire, init.timeoutMs);
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end(init.body);
+    });
+}
+
+class TimeoutError extends Error {
+  constructor(readonly ms: number) {
+    super(`no answer within ${ms} ms`);
+  }
+}
 
 export class HypervisorClient {
   readonly name: string;
   readonly url: string;
   private readonly token: string;
-  private readonly fetchImpl: Fetch;
+  private readonly transport: Transport;
 
-  constructor(target: HypervisorTarget, fetchImpl: Fetch = fetch) {
+  constructor(target: HypervisorTarget, options: ClientOptions = {}) {
     this.name = target.name;
     this.url = target.url;
     this.token = target.token;
-    this.fetchImpl = fetchImpl;
+    this.transport = options.transport ?? keepAliveTransport(options.maxSockets);
   }
 
   /** Unauthenticated health probe. */
@@ -121,12 +213,25 @@ export class HypervisorClient {
     return this.call('GET', '/healthz', undefined, timeoutMs, healthSchema, false);
   }
 
-  lease(user: string, publicKey: string, timeoutMs: number): Promise<LeaseResponse> {
-    return this.call('POST', '/v1/leases', { user, publicKey }, timeoutMs, leaseResponseSchema);
+  async lease(request: LeaseCall, timeoutMs: number): Promise<LeaseAnswer> {
+    const answer = await this.call('POST', '/v1/leases', request, timeoutMs, leaseAnswerSchema);
+    return typeof answer.placedAt === 'string' ? { placedAt: answer.placedAt } : (answer as LeaseResponse);
   }
 
-  release(user: string, timeoutMs: number): Promise<ReleaseResponse> {
-    return this.call('DELETE', `/v1/leases/${encodeURIComponent(user)}`, undefined, timeoutMs, releaseResponseSchema);
+  /** End one session of `user`'s lease (the lease ends with its last), or the whole lease without `session`. */
+  release(user: string, timeoutMs: number, session?: string): Promise<ReleaseResponse> {
+    const query = session === undefined ? '' : `?session=${encodeURIComponent(session)}`;
+    return this.call('DELETE', `/v1/leases/${encodeURIComponent(user)}${query}`, undefined, timeoutMs, releaseResponseSchema);
+  }
+
+  /** Ask `user`'s home to send the user to `hypervisor` (replacing `replace`, a claim that failed). */
+  claim(user: string, body: { hypervisor: string | null; replace?: string; endLease?: boolean }, timeoutMs: number): Promise<ClaimAnswer> {
+    return this.call('POST', `/v1/claims/${encodeURIComponent(user)}`, body, timeoutMs, claimAnswerSchema);
+  }
+
+  /** A lease given while its user's home was down is known to that home now. */
+  settle(user: string, timeoutMs: number): Promise<unknown> {
+    return this.call('POST', `/v1/leases/${encodeURIComponent(user)}/settled`, {}, timeoutMs, z.unknown());
   }
 
   /** The hypervisor's capacity and the container it holds for `user` (leased or being built), if any. */
@@ -154,20 +259,20 @@ export class HypervisorClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (auth) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const signal = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)));
+    const ms = Math.max(1, Math.round(timeoutMs));
+    const deadline = performance.now() + ms;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     let status = 0;
     let text = '';
     for (let attempt = 1; ; attempt++) {
       try {
-        const res = await this.fetchImpl(this.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
-        status = res.status;
-        text = await res.text();
+        ({ status, text } = await this.transport(this.url + path, { method, headers, body: payload, timeoutMs: Math.max(1, Math.round(deadline - performance.now())) }));
         break;
       } catch (err) {
-        if (signal.aborted) throw new HypervisorCallError(this.name, 'timeout', 'E_HYPERVISOR_TIMEOUT', `no answer to ${method} ${path} within ${timeoutMs} ms`, undefined, err);
+        if (err instanceof TimeoutError) throw new HypervisorCallError(this.name, 'timeout', 'E_HYPERVISOR_TIMEOUT', `no answer to ${method} ${path} within ${timeoutMs} ms`, undefined, err);
         // A kept-alive connection the hypervisor closed just as it was reused: once more on a
         // fresh one. Safe for every call made here: a lease for the same user is the same lease.
-        if (attempt === 1 && isStaleConnection(err)) continue;
+        if (attempt === 1 && isStaleConnection(err) && performance.now() < deadline) continue;
         throw new HypervisorCallError(this.name, 'unreachable', 'E_HYPERVISOR_UNREACHABLE', `cannot reach ${this.url}: ${networkReason(err)}`, undefined, err);
       }
     }
@@ -191,7 +296,7 @@ export class HypervisorClient {
   }
 }
 
-/** The error and its causes, outermost first (undici wraps the socket error in "fetch failed"). */
+/** The error and its causes, outermost first. */
 function* causes(err: unknown): Generator<{ code?: unknown; message?: unknown }> {
   let cur: unknown = err;
   for (let depth = 0; depth < 5 && cur !== null && typeof cur === 'object'; depth++) {
@@ -200,7 +305,7 @@ function* causes(err: unknown): Generator<{ code?: unknown; message?: unknown }>
   }
 }
 
-/** "connect ECONNREFUSED 127.0.0.1:8750" rather than undici's "fetch failed". */
+/** "connect ECONNREFUSED 127.0.0.1:8750", the socket's own words. */
 export function networkReason(err: unknown): string {
   for (const e of causes(err)) {
     if (typeof e.code === 'string' && typeof e.message === 'string') return e.message;

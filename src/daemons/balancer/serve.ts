@@ -39,14 +39,16 @@ export async function startBalancer(config: BalancerConfig, options: StartBalanc
   const metrics = new BalancerMetrics({ processMetrics: options.processMetrics ?? true });
   const clients = config.hypervisors.map((h) => new HypervisorClient(h));
   for (const c of clients) metrics.hypervisorUp.set({ hypervisor: c.name }, 0);
+  let router: LeaseRouter | undefined;
   const health = new HealthMonitor(clients, {
     ...config.health,
     clock,
     logger,
     onChange: (name, up) => metrics.hypervisorUp.set({ hypervisor: name }, up ? 1 : 0),
+    afterRound: () => router?.settleDisplaced(),
   });
   await health.start();
-  const router = new LeaseRouter({ clients, health, config, logger, metrics });
+  router = new LeaseRouter({ clients, health, config, logger, metrics });
   const fanout = new Fanout({ clients, health, clock, logger, timeoutMs: config.adminTimeoutMs });
   const app = createBalancerApp({ config, router, fanout, health, clock, logger, metrics });
   let served: Served;

@@ -74,9 +74,13 @@ export async function serve(app: Koa, options: ServeOptions): Promise<Served> {
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       const closed = new Promise<void>((r) => server.close(() => r()));
+      // Kept-alive connections (the balancers keep theirs open) go as soon as they are idle,
+      // also those whose request is still running now: a stop waits for requests, not for clients.
       server.closeIdleConnections();
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
       const cut = setTimeout(() => server.closeAllConnections(), options.drainMs ?? 10000);
       await closed;
+      clearInterval(idle);
       clearTimeout(cut);
       try {
         await options.onStop?.();

@@ -23,7 +23,7 @@ import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume } fr
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { countSshSessions } from './ssh-sessions.js';
-import type { ContainerDriver, ContainerInfo, DriverErrorCode, DriverHealth, ExecResult, HostKey } from './types.js';
+import { keyLines, type ContainerDriver, type ContainerInfo, type DriverErrorCode, type DriverHealth, type ExecResult, type HostKey } from './types.js';
 
 export interface LxcDriverDeps {
   config: LxcDriverConfig;
@@ -470,17 +470,17 @@ export class LxcDriver implements ContainerDriver {
     return { problems, freeBytes, reachable: true };
   }
 
-  async authorizeKey(id: string, publicKey: string): Promise<void> {
+  async authorizeKey(id: string, publicKeys: string | readonly string[]): Promise<void> {
     const dir = this.requireContainer(id);
-    const line = publicKey.trim();
-    if (line.includes('\n')) throw new VzsbError('E_INVALID', 'authorizeKey: expected one public key line, got several lines');
-    keyBlob(line);
+    const lines = keyLines(publicKeys);
+    for (const line of lines) keyBlob(line);
+    const text = lines.map((l) => l + '\n').join('');
     const config = await readFile(join(dir, 'config'), 'utf8');
     if (config.includes(`${KEYS_DIR} ${KEYS_MOUNT} `)) {
       const keys = join(dir, KEYS_DIR);
       const tmp = join(keys, '.root.vzsb-new');
       await rm(tmp, { force: true });
-      await writeFile(tmp, line + '\n', { mode: 0o644, flag: 'wx' });
+      await writeFile(tmp, text, { mode: 0o644, flag: 'wx' });
       if (this.config.idmap) await chown(tmp, this.config.idmap.start, this.config.idmap.start);
       await rename(tmp, join(keys, 'root'));
       return;
@@ -493,7 +493,7 @@ export class LxcDriver implements ContainerDriver {
       await mkdir(sshDir, { recursive: true, mode: 0o700 });
       await chmod(sshDir, 0o700);
       const tmp = join(sshDir, 'authorized_keys.vzsb-new');
-      await writeFile(tmp, line + '\n', { mode: 0o600 });
+      await writeFile(tmp, text, { mode: 0o600 });
       await rename(tmp, join(sshDir, 'authorized_keys'));
       if (this.config.idmap) await shiftOwnership(join(upper, 'root'), this.config.idmap.start);
       return;
@@ -502,7 +502,7 @@ export class LxcDriver implements ContainerDriver {
       // A .ssh that is not a plain directory (a student's symlink) is replaced, not followed.
       'set -e; umask 077; if [ -L /root/.ssh ] || [ ! -d /root/.ssh ]; then rm -rf /root/.ssh; mkdir /root/.ssh; fi; chmod 700 /root/.ssh; ' +
       'cat > /root/.ssh/authorized_keys.vzsb-new; mv -f /root/.ssh/authorized_keys.vzsb-new /root/.ssh/authorized_keys';
-    const result = await this.exec(id, ['/bin/sh', '-c', script], line + '\n');
+    const result = await this.exec(id, ['/bin/sh', '-c', script], text);
     if (result.exitCode !== 0) {
       throw driverError('E_DRIVER_RUNTIME', `cannot write root's authorized_keys in ${id} (exit ${result.exitCode})`, result.stderr);
     }

@@ -1,6 +1,6 @@
 import { VzsbError } from '../../common/errors.js';
 import { generateEd25519, parsePublicKey } from '../common/ssh-key.js';
-import type { ContainerDriver, ContainerInfo, DriverErrorCode, DriverHealth, ExecResult, HostKey } from './types.js';
+import { keyLines, type ContainerDriver, type ContainerInfo, type DriverErrorCode, type DriverHealth, type ExecResult, type HostKey } from './types.js';
 
 /**
  * An in-memory container driver for unit tests of the pool. Nothing runs: there are no
@@ -27,7 +27,7 @@ interface MemoryContainer {
   running: boolean;
   address: string;
   hostKey: HostKey;
-  authorizedKey: string | undefined;
+  authorizedKeys: string[];
   sessions: number;
   files: Map<string, string>;
   /** The pool's lease record, kept with the container (host side). */
@@ -114,7 +114,7 @@ export class MemoryDriver implements ContainerDriver {
         // Never routed anywhere: 198.18.0.0/15 is reserved for benchmarks.
         address: `198.18.${(n >> 8) & 255}.${n & 255}`,
         hostKey: { publicKey: key.publicKey, fingerprint: key.fingerprint },
-        authorizedKey: undefined,
+        authorizedKeys: [],
         sessions: 0,
         files: new Map([['/etc/hostname', `${id}\n`]]),
       };
@@ -154,13 +154,16 @@ export class MemoryDriver implements ContainerDriver {
     });
   }
 
-  authorizeKey(id: string, publicKey: string): Promise<void> {
+  authorizeKey(id: string, publicKeys: string | readonly string[]): Promise<void> {
     return this.op('authorizeKey', id, () => {
       const c = this.get(id);
-      const parsed = parsePublicKey(publicKey);
-      if ('error' in parsed) throw new VzsbError('E_INVALID', `authorizeKey: expected ${parsed.error}`);
-      c.authorizedKey = publicKey;
-      c.files.set('/root/.ssh/authorized_keys', publicKey + '\n');
+      const lines = keyLines(publicKeys);
+      for (const line of lines) {
+        const parsed = parsePublicKey(line);
+        if ('error' in parsed) throw new VzsbError('E_INVALID', `authorizeKey: expected ${parsed.error}`);
+      }
+      c.authorizedKeys = lines;
+      c.files.set('/root/.ssh/authorized_keys', lines.map((l) => l + '\n').join(''));
     });
   }
 
@@ -210,9 +213,14 @@ export class MemoryDriver implements ContainerDriver {
     this.running(id).sessions = n;
   }
 
-  /** The key a lease authorized, or undefined. */
+  /** The last key authorized (the newest session's), or undefined. */
   authorizedKeyOf(id: string): string | undefined {
-    return this.containers.get(id)?.authorizedKey;
+    return this.containers.get(id)?.authorizedKeys.at(-1);
+  }
+
+  /** Every key the container accepts now. */
+  authorizedKeysOf(id: string): string[] {
+    return [...(this.containers.get(id)?.authorizedKeys ?? [])];
   }
 
   /** Write a file inside a container, as a student would. */
@@ -265,7 +273,7 @@ export class MemoryDriver implements ContainerDriver {
           const key = generateEd25519();
           this.containers.set(id, {
             id, running: false, address: '', hostKey: { publicKey: key.publicKey, fingerprint: key.fingerprint },
-            authorizedKey: undefined, sessions: 0, files: new Map(),
+            authorizedKeys: [], sessions: 0, files: new Map(),
           });
         }
         trap.hit?.(id);

@@ -9,7 +9,7 @@ import { absolutePath, containerAddress, containerIndex, diskQuota, idPrefix, ip
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { countSshSessions } from './ssh-sessions.js';
-import type { ContainerDriver, ContainerInfo, DriverErrorCode, ExecResult, HostKey } from './types.js';
+import { keyLines, type ContainerDriver, type ContainerInfo, type DriverErrorCode, type ExecResult, type HostKey } from './types.js';
 
 /**
  * OpenVZ containers through the vzctl/vzlist command contract (legacy vzctl 4.x and
@@ -354,15 +354,14 @@ export class OpenVzDriver implements ContainerDriver {
   }
 
   /** Written from inside the running container (vzctl exec2), so a student's symlink resolves there, never on the host. */
-  async authorizeKey(id: string, publicKey: string): Promise<void> {
-    const line = publicKey.trim();
-    if (line.includes('\n')) throw new VzsbError('E_INVALID', 'authorizeKey: expected one public key line, got several lines');
-    keyBlob(line);
+  async authorizeKey(id: string, publicKeys: string | readonly string[]): Promise<void> {
+    const lines = keyLines(publicKeys);
+    for (const line of lines) keyBlob(line);
     // A stopped container fails in exec (vzctl 31): it is started before a key is authorized.
     const script =
       'set -e; umask 077; if [ -L /root/.ssh ] || [ ! -d /root/.ssh ]; then rm -rf /root/.ssh; mkdir /root/.ssh; fi; chmod 700 /root/.ssh; ' +
       'cat > /root/.ssh/authorized_keys.vzsb-new; mv -f /root/.ssh/authorized_keys.vzsb-new /root/.ssh/authorized_keys';
-    const result = await this.exec(id, ['/bin/sh', '-c', script], line + '\n');
+    const result = await this.exec(id, ['/bin/sh', '-c', script], lines.map((l) => l + '\n').join(''));
     if (result.exitCode !== 0) {
       throw new VzsbError('E_DRIVER_RUNTIME', `cannot write root's authorized_keys in ${id} (exit ${result.exitCode})`, { details: result.stderr });
     }

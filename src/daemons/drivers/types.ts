@@ -1,3 +1,5 @@
+import { VzsbError } from '../../common/errors.js';
+
 /**
  * The container driver contract. The pool manager is the only caller; every method may be
  * called concurrently for different containers, never for the same one (the pool serializes
@@ -54,11 +56,13 @@ export interface ContainerDriver {
    */
   sessionCount(id: string): Promise<number>;
   /**
-   * Replace root's authorized_keys with exactly this key (the lease's one-time key). Written
-   * from inside the container (or into a clone that has never run), never through a path a
-   * student controls from the host side. E_INVALID for anything but one public key line.
+   * Replace root's authorized keys with exactly these keys (the one-time keys of the lease's
+   * live sessions: one login's key stays accepted while other logins come and go; an empty
+   * list accepts none). Written from inside the container (or into a clone that has never
+   * run), never through a path a student controls from the host side. E_INVALID for anything
+   * but public key lines, one per key.
    */
-  authorizeKey(id: string, publicKey: string): Promise<void>;
+  authorizeKey(id: string, publicKeys: string | readonly string[]): Promise<void>;
   /** The container's ssh host key, unique per clone. */
   hostKey(id: string): Promise<HostKey>;
   /**
@@ -84,6 +88,16 @@ export interface DriverHealth {
   freeBytes?: number;
   /** Containers' addresses are reachable from this host, so their sshd can be probed. */
   reachable?: boolean;
+}
+
+/** The keys of an authorizeKey call, one line each; E_INVALID for a key with a line break. */
+export function keyLines(publicKeys: string | readonly string[]): string[] {
+  const keys = typeof publicKeys === 'string' ? [publicKeys] : [...publicKeys];
+  return keys.map((k) => {
+    const line = k.trim();
+    if (line.includes('\n')) throw new VzsbError('E_INVALID', 'authorizeKey: expected one public key line per key, got several lines');
+    return line;
+  });
 }
 
 export type DriverErrorCode =

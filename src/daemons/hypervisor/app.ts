@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Logger } from '../../common/log.js';
 import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
 import type { Clock } from '../common/clock.js';
+import { parseInput } from '../../common/validate.js';
 import { createDaemonApp, param, readJson } from '../common/http.js';
 import { countAuthFailure, metricsHandler } from '../common/metrics.js';
 import { parsePublicKey } from '../common/ssh-key.js';
@@ -43,7 +44,29 @@ export const publicKeySchema = z.string().superRefine((value, ctx) => {
 
 const containerIdSchema = z.string().regex(/^[a-z][a-z0-9-]{0,20}\d{1,9}$/, 'expected a container id like "vzsb-0007"');
 
-export const leaseRequestSchema = z.strictObject({ user: userNameSchema, publicKey: publicKeySchema });
+/** A login session's id, chosen by the gateway (host, process, random part). */
+export const sessionIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'expected a session id (letters, digits, . _ : @ -, at most 128)');
+const hypervisorNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a hypervisor name');
+
+/** A lease as a gateway asks for it (the balancer's POST /v1/leases). */
+export const leaseRequestSchema = z.strictObject({
+  user: userNameSchema,
+  publicKey: publicKeySchema,
+  session: sessionIdSchema.optional(),
+  maxSessions: z.number().int().min(1).max(1000).optional(),
+});
+/** What a balancer sends a hypervisor: the gateway's request plus where it stands in placement. */
+export const hypervisorLeaseSchema = leaseRequestSchema.extend({
+  home: z.boolean().default(false),
+  spill: hypervisorNameSchema.optional(),
+  renewOnly: z.boolean().default(false),
+  displaced: hypervisorNameSchema.optional(),
+});
+const claimRequestSchema = z.strictObject({
+  hypervisor: hypervisorNameSchema.nullable(),
+  replace: hypervisorNameSchema.optional(),
+  endLease: z.boolean().default(false),
+});
 export const resetRequestSchema = z.strictObject({
   /** Reset containers with live ssh sessions too (their leases end). */
   force: z.boolean().default(false),
@@ -59,6 +82,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   // Not worth another hypervisor: the user's container is here and kept.
   E_RENEW_FAILED: 409,
   E_STATE_UNWRITABLE: 503,
+  E_TOO_MANY: 409,
+  E_HELD_HERE: 409,
 };
 
 export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
@@ -87,12 +112,23 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
   // 200 while the daemon answers; `status: degraded` (with the reasons) means no new leases here.
   router.get('/healthz', async (ctx) => {
     const report = await health.report();
-    ctx.body = { ...report, driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString() };
+    const displaced = pool.displacedLeases();
+    ctx.body = { ...report, driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString(), ...(displaced.length > 0 ? { displaced } : {}) };
   });
 
   router.post('/v1/leases', scope('lease'), async (ctx) => {
-    const body = await readJson(ctx, leaseRequestSchema, limit);
-    const lease = await pool.lease(body.user, body.publicKey);
+    const body = await readJson(ctx, hypervisorLeaseSchema, limit);
+    const lease = await pool.lease(body.user, body.publicKey, {
+      session: body.session,
+      maxSessions: body.maxSessions,
+      home: body.home ? { spill: body.spill } : undefined,
+      renewOnly: body.renewOnly,
+      displaced: body.displaced,
+    });
+    if ('placedAt' in lease) {
+      ctx.body = { user: body.user, placedAt: lease.placedAt };
+      return;
+    }
     ctx.body = {
       container: lease.container,
       address: lease.address,
@@ -104,13 +140,29 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
       ms: lease.ms,
       hit: lease.hit,
       renewed: lease.renewed,
+      sessions: lease.sessions,
     };
   });
 
   router.delete('/v1/leases/:user', scope('lease'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    const released = await pool.release(user);
-    ctx.body = { user, container: released.container, graceUntil: released.graceUntil };
+    const session = ctx.query.session === undefined ? undefined : parseInput(sessionIdSchema, ctx.query.session, 'query: session');
+    const released = await pool.release(user, session);
+    ctx.body = { user, ...released };
+  });
+
+  // As the user's home: where the user's lease is to live (docs/balancer.md, placement).
+  router.post('/v1/claims/:user', scope('lease'), async (ctx) => {
+    const user = param(ctx, 'user', userNameSchema);
+    const body = await readJson(ctx, claimRequestSchema, limit);
+    ctx.body = { user, ...(await pool.claim(user, body.hypervisor, { replace: body.replace, endLease: body.endLease })) };
+  });
+
+  router.post('/v1/leases/:user/settled', scope('lease'), async (ctx) => {
+    const user = param(ctx, 'user', userNameSchema);
+    await readJson(ctx, z.strictObject({}), limit);
+    await pool.settle(user);
+    ctx.body = { user };
   });
 
   router.get('/v1/leases', scope('admin'), (ctx) => {
@@ -120,7 +172,7 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
   // What a balancer asks on every lease: cheaper than the whole container list.
   router.get('/v1/users/:user', scope('admin'), (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    ctx.body = { capacity: pool.capacity(), container: pool.containerOf(user) };
+    ctx.body = { capacity: pool.capacity(), container: pool.containerOf(user), claim: pool.claimOf(user) ?? null };
   });
 
   router.get('/v1/containers', scope('admin'), (ctx) => {

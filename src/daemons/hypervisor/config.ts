@@ -27,6 +27,11 @@ export const poolConfigSchema = z
     checkSeconds: z.number().int().min(1).max(3600).default(15),
     /** Containers the runtime has but the state file does not: destroyed, or adopted as dirty (then reset). */
     orphans: z.enum(['destroy', 'adopt']).default('destroy'),
+    /**
+     * As a user's home, how long it remembers that the user's lease was placed on another
+     * hypervisor (the pool here was full). Longer than any lease lives.
+     */
+    claimSeconds: z.number().int().min(60).default(86_400),
     /** Parallel container builds. */
     buildConcurrency: z.number().int().min(1).max(64).default(4),
     schedule: z.array(scheduleEntrySchema).optional(),

@@ -28,6 +28,10 @@ const recordSchema = z.strictObject({
   releasedAt: z.number().optional(),
   lastUser: z.string().optional(),
   error: z.string().optional(),
+  /** The lease's live login sessions, each with its one-time key (the container accepts these). */
+  sessions: z.array(z.strictObject({ id: z.string(), key: z.string(), since: z.number() })).optional(),
+  /** Granted while the user's lease on this hypervisor (its name) could not be reached. */
+  displaced: z.string().optional(),
 });
 export type StoredRecord = z.infer<typeof recordSchema>;
 
@@ -35,6 +39,8 @@ const stateSchema = z.strictObject({
   version: z.literal(1),
   savedAt: z.number(),
   containers: z.array(recordSchema),
+  /** As the users' home: users whose lease lives on another hypervisor, and which. */
+  claims: z.array(z.strictObject({ user: z.string(), hypervisor: z.string(), since: z.number() })).optional(),
 });
 export type StoredState = z.infer<typeof stateSchema>;
 

@@ -28,6 +28,41 @@ export interface ContainerRecord extends StoredRecord {
   reservedFor?: string;
 }
 
+export type SessionRecord = NonNullable<StoredRecord['sessions']>[number];
+
+/** How a lease request is to be served (all optional: a plain lease). */
+export interface LeaseOptions {
+  /** The login session this request is for: its key is added to the lease's keys, removed when it ends. */
+  session?: string;
+  /** Refuse (E_TOO_MANY) when the user already has this many other sessions on the lease. */
+  maxSessions?: number;
+  /** This hypervisor is the user's home: a claim sends the user elsewhere; when full, `spill` is claimed. */
+  home?: { spill?: string };
+  /** Renew a lease held here (or, with home, answer its claim); never grant a new one (E_NO_LEASE). */
+  renewOnly?: boolean;
+  /** The user's lease on this hypervisor (by name) could not be reached: this one replaces it. */
+  displaced?: string;
+}
+
+/** A home's answer when the user's lease lives (or is to live) on another hypervisor. */
+export interface Placed {
+  placedAt: string;
+}
+
+export interface Released {
+  container: string;
+  graceUntil: string | null;
+  /** Sessions the lease still has. */
+  sessions: number;
+  /** false when other sessions keep the lease. */
+  released: boolean;
+}
+
+/** A lease's sessions beyond this are dropped oldest first (gateways that died never end theirs). */
+const SESSIONS_KEPT = 256;
+/** A registered session younger than this may not have connected yet: never pruned. */
+const SESSION_CONNECT_MS = 120_000;
+
 export interface Lease {
   container: string;
   address: string;
@@ -41,6 +76,8 @@ export interface Lease {
   hit: boolean;
   /** true when the user already held this container. */
   renewed: boolean;
+  /** Live sessions of the lease, this one included. */
+  sessions: number;
 }
 
 export interface Capacity {
@@ -71,7 +108,7 @@ export interface LeaseView {
   releasedAt: string | null;
 }
 
-export type ReclaimReason = 'released' | 'idle' | 'never-used' | 'session-limit' | 'reset' | 'lost';
+export type ReclaimReason = 'released' | 'idle' | 'never-used' | 'session-limit' | 'reset' | 'lost' | 'moved';
 
 export interface ReclaimReport {
   reclaimed: { user: string; container: string; reason: ReclaimReason }[];
@@ -166,6 +203,12 @@ export class Pool {
   private readonly prefix: string;
   private readonly observer: PoolObserver;
   private readonly records = new Map<string, ContainerRecord>();
+  /** user -> their leased record; checked against the record on every read (holds()). */
+  private readonly byUser = new Map<string, ContainerRecord>();
+  /** user -> the record being built for them (a pool miss). */
+  private readonly reservedBy = new Map<string, ContainerRecord>();
+  /** As the users' home: user -> the hypervisor their lease was placed on. */
+  private readonly claims = new Map<string, { hypervisor: string; since: number }>();
   private readonly hostKeys = new Map<string, HostKey>();
   private readonly containerLock = new KeyedMutex();
   private readonly userLock = new KeyedMutex();
@@ -224,6 +267,9 @@ export class Pool {
       return r && r.at > (saved?.savedAt ?? -Infinity) ? r : undefined;
     };
     const now = this.clock.now();
+    for (const c of saved?.claims ?? []) {
+      if (now - c.since < this.config.claimSeconds * 1000) this.claims.set(c.user, { hypervisor: c.hypervisor, since: c.since });
+    }
     const toReset: ContainerRecord[] = [];
     const toStart: ContainerRecord[] = [];
     const fromRecord = (base: StoredRecord, r: LeaseRecord): StoredRecord => {
@@ -255,6 +301,7 @@ export class Pool {
       const r: ContainerRecord = { ...rec, address: info.address ?? rec.address };
       this.records.set(r.id, r);
       if (r.state === 'leased' && r.user) {
+        this.byUser.set(r.user, r);
         report.leasesKept.push(r.user);
         if (!info.running) toStart.push(r);
       } else if (r.state === 'clean' && info.running) {
@@ -301,8 +348,14 @@ export class Pool {
 
   // ---------------------------------------------------------------- leases
 
-  /** Grant `user` a container with `publicKey` authorized; the same one if they already hold one. */
-  lease(user: string, publicKey: string): Promise<Lease> {
+  /**
+   * Grant `user` a container with `publicKey` authorized (with the keys of the lease's other
+   * live sessions); the same one if they already hold one. As the user's home (`options.home`)
+   * it may answer where the user's lease lives instead (a claim), see docs/balancer.md.
+   */
+  lease(user: string, publicKey: string): Promise<Lease>;
+  lease(user: string, publicKey: string, options: LeaseOptions): Promise<Lease | Placed>;
+  lease(user: string, publicKey: string, options: LeaseOptions = {}): Promise<Lease | Placed> {
     const started = performance.now();
     return this.userLock.run(user, async () => {
       const deadline = started + LEASE_WAIT_MS;
@@ -314,6 +367,10 @@ export class Pool {
         let rec: ContainerRecord;
         if (existing) {
           rec = existing;
+        } else if (options.home && this.claimOf(user) !== undefined) {
+          return { placedAt: this.claimOf(user)! };
+        } else if (options.renewOnly) {
+          throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease here`);
         } else if (!this.store.writable) {
           this.observer.leaseRefused?.('E_STATE_UNWRITABLE');
           this.log.warn('lease.refused', { user, code: 'E_STATE_UNWRITABLE', error: this.store.health().error });
@@ -325,6 +382,13 @@ export class Pool {
           } else {
             hit = false;
             const reserved = this.reserve(user);
+            if (!reserved && options.home?.spill !== undefined) {
+              // Full here: the user goes to the balancer's next choice, and this home remembers it.
+              this.claims.set(user, { hypervisor: options.home.spill, since: this.clock.now() });
+              await this.persist();
+              this.log.info('lease.placed', { user, at: options.home.spill, ...this.capacity() });
+              return { placedAt: options.home.spill };
+            }
             if (!reserved && this.cleanSoon() && performance.now() < deadline) {
               // At max, but a container is being built or reset: take the first one that turns clean.
               await this.waitForClean(deadline);
@@ -346,7 +410,7 @@ export class Pool {
             this.assign(rec, user);
           }
         }
-        const granted = await this.grant(rec, user, publicKey, existing !== undefined, hit, started);
+        const granted = await this.grant(rec, user, publicKey, existing !== undefined, hit, started, options);
         if (granted) return granted;
         failures++;
       }
@@ -354,41 +418,131 @@ export class Pool {
     });
   }
 
-  /** End `user`'s lease now, or start its grace period. */
-  release(user: string): Promise<{ container: string; graceUntil: string | null }> {
+  /**
+   * End one session of `user`'s lease (its key is no longer accepted); when it was the last
+   * (or without `session`: at once) end the lease now, or start its grace period.
+   */
+  release(user: string, session?: string): Promise<Released> {
     return this.userLock.run(user, async () => {
       const rec = this.leaseOf(user);
       if (!rec) throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease`);
       const now = this.clock.now();
+      if (session !== undefined && rec.sessions) {
+        const left = rec.sessions.filter((s) => s.id !== session);
+        if (left.length > 0) {
+          if (left.length < rec.sessions.length) await this.setSessions(rec, user, left);
+          this.log.info('session.ended', { user, container: rec.id, session, sessions: left.length });
+          return { container: rec.id, graceUntil: null, sessions: left.length, released: false };
+        }
+      }
       if (this.config.graceSeconds > 0) {
         rec.releasedAt ??= now;
-        await this.persist();
+        if (rec.sessions?.length) await this.setSessions(rec, user, []);
+        else await this.persist();
         this.log.info('lease.released', { user, container: rec.id, heldMs: now - (rec.grantedAt ?? now), graceSeconds: this.config.graceSeconds });
-        return { container: rec.id, graceUntil: new Date(rec.releasedAt + this.config.graceSeconds * 1000).toISOString() };
+        return { container: rec.id, graceUntil: new Date(rec.releasedAt + this.config.graceSeconds * 1000).toISOString(), sessions: 0, released: true };
       }
       this.log.info('lease.released', { user, container: rec.id, heldMs: now - (rec.grantedAt ?? now), graceSeconds: 0 });
       this.endLease(rec, 'released', false);
       await this.persist();
       this.scheduleReset(rec);
-      return { container: rec.id, graceUntil: null };
+      return { container: rec.id, graceUntil: null, sessions: 0, released: true };
     });
   }
 
-  private async grant(rec: ContainerRecord, user: string, publicKey: string, renewed: boolean, hit: boolean, started: number): Promise<Lease | undefined> {
+  /** Keep exactly `sessions` on the lease: their keys in the container, the list on disk. */
+  private async setSessions(rec: ContainerRecord, user: string, sessions: SessionRecord[]): Promise<void> {
+    await this.containerLock.run(rec.id, async () => {
+      if (!this.holds(rec, user)) return;
+      rec.sessions = sessions;
+      await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, sessions.map((s) => s.key))]);
+    });
+  }
+
+  // ---------------------------------------------------------------- placement (as the users' home)
+
+  /** The hypervisor `user`'s lease was placed on, while the claim is fresh. */
+  claimOf(user: string): string | undefined {
+    const c = this.claims.get(user);
+    if (!c) return undefined;
+    if (this.clock.now() - c.since >= this.config.claimSeconds * 1000) {
+      this.claims.delete(user);
+      return undefined;
+    }
+    return c.hypervisor;
+  }
+
+  /**
+   * As `user`'s home: send the user to `hypervisor` from now on (null: here), unless another
+   * claim is in place that is not `replace` (then that one is the answer). A lease held here
+   * refuses (E_HELD_HERE), unless `endLease`: a lease given elsewhere while this hypervisor
+   * was down replaces it, so it ends now (with its sessions) and the container is reset.
+   */
+  claim(user: string, hypervisor: string | null, options: { replace?: string; endLease?: boolean } = {}): Promise<{ hypervisor: string | null }> {
+    return this.userLock.run(user, async () => {
+      const rec = this.leaseOf(user);
+      if (rec && !options.endLease) throw new VzsbError('E_HELD_HERE', `user ${user} holds a lease on this hypervisor (${rec.id})`);
+      if (rec) {
+        await this.containerLock.run(rec.id, async () => {
+          if (!this.holds(rec, user)) return;
+          this.log.warn('lease.superseded', { user, container: rec.id, by: hypervisor });
+          this.endLease(rec, 'moved');
+        });
+        this.scheduleReset(rec);
+      }
+      const current = this.claimOf(user);
+      if (current !== undefined && current !== hypervisor && current !== options.replace && !options.endLease) {
+        return { hypervisor: current };
+      }
+      if (hypervisor === null) this.claims.delete(user);
+      else this.claims.set(user, { hypervisor, since: this.clock.now() });
+      await this.persist();
+      this.log.info('lease.claim', { user, at: hypervisor, replaced: current ?? null });
+      return { hypervisor };
+    });
+  }
+
+  /** The lease of `user` that replaced one on a hypervisor that was down: that one has been ended. */
+  settle(user: string): Promise<void> {
+    return this.userLock.run(user, async () => {
+      const rec = this.leaseOf(user);
+      if (!rec || rec.displaced === undefined) return;
+      rec.displaced = undefined;
+      await this.persist();
+    });
+  }
+
+  /** Leases given here while the user's previous holder was down, not settled yet (in /healthz). */
+  displacedLeases(): { user: string; from: string }[] {
+    const out: { user: string; from: string }[] = [];
+    for (const rec of this.byUser.values()) if (rec.displaced !== undefined && rec.state === 'leased' && rec.user) out.push({ user: rec.user, from: rec.displaced });
+    return out;
+  }
+
+  private async grant(rec: ContainerRecord, user: string, publicKey: string, renewed: boolean, hit: boolean, started: number, options: LeaseOptions): Promise<Lease | undefined> {
     return this.containerLock.run(rec.id, async () => {
       if (!this.holds(rec, user)) return undefined;
       const now = this.clock.now();
+      const others = (rec.sessions ?? []).filter((s) => s.id !== options.session);
+      if (options.session !== undefined && options.maxSessions !== undefined && others.length >= options.maxSessions) {
+        this.log.warn('lease.refused', { user, container: rec.id, code: 'E_TOO_MANY', sessions: others.length, max: options.maxSessions });
+        throw new VzsbError('E_TOO_MANY', `user ${user} has ${others.length} sessions open (at most ${options.maxSessions})`);
+      }
       rec.releasedAt = undefined;
       if (!renewed) {
         rec.grantedAt = now;
         rec.lastActiveAt = now;
         rec.loggedIn = false;
       }
+      // A lease without a session (an older gateway) has exactly its last key, as before sessions.
+      rec.sessions = options.session === undefined ? undefined : [...others, { id: options.session, key: publicKey, since: now }].slice(-SESSIONS_KEPT);
+      if (options.displaced !== undefined) rec.displaced = options.displaced;
+      const keys = rec.sessions ? rec.sessions.map((s) => s.key) : [publicKey];
       let hostKey: HostKey;
       if (renewed) {
         // A renewal never ends the lease, whatever fails: the container and its sessions stay.
         try {
-          await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, publicKey)]);
+          await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, keys)]);
           hostKey = await this.hostKeyOf(rec.id);
         } catch (err) {
           this.log.error('lease.renew_failed', { user, container: rec.id, error: err });
@@ -399,7 +553,7 @@ export class Pool {
           // All before the answer; in parallel because a crash between them is harmless either way:
           // a recorded lease keeps the container for this user, and a key put into a container the
           // file still calls clean is replaced by the next lease's key.
-          await Promise.all([this.store.save(() => this.snapshot()), this.driver.authorizeKey(rec.id, publicKey), this.writeLeaseRecord(rec)]);
+          await Promise.all([this.store.save(() => this.snapshot()), this.driver.authorizeKey(rec.id, keys), this.writeLeaseRecord(rec)]);
           hostKey = await this.hostKeyOf(rec.id);
         } catch (err) {
           this.log.error('lease.failed', { user, container: rec.id, error: err, storage: isStorageError(err) });
@@ -422,9 +576,10 @@ export class Pool {
       if (!this.holds(rec, user)) return undefined;
       const ms = Math.round((performance.now() - started) * 10) / 10;
       this.observer.leaseGranted?.(hit, ms / 1000, renewed);
-      this.log.info('lease.granted', { user, container: rec.id, ms, hit, renewed });
+      this.log.info('lease.granted', { user, container: rec.id, ms, hit, renewed, sessions: rec.sessions?.length });
       if (!renewed) this.track(this.replenish());
       return {
+        sessions: rec.sessions?.length ?? 1,
         container: rec.id,
         address: rec.address ?? '',
         hostKey: hostKey.publicKey,
@@ -462,7 +617,9 @@ export class Pool {
   }
 
   private leaseOf(user: string): ContainerRecord | undefined {
-    for (const r of this.records.values()) if (r.state === 'leased' && r.user === user) return r;
+    const r = this.byUser.get(user);
+    if (r && this.holds(r, user)) return r;
+    if (r) this.byUser.delete(user);
     return undefined;
   }
 
@@ -483,10 +640,15 @@ export class Pool {
   private assign(rec: ContainerRecord, user: string): void {
     this.setState(rec, 'leased', this.clock.now());
     rec.user = user;
+    this.byUser.set(user, rec);
+    if (this.reservedBy.get(user) === rec) this.reservedBy.delete(user);
   }
 
   /** Undo `assign` of a lease that was never answered. */
   private unassign(rec: ContainerRecord): void {
+    if (rec.user !== undefined && this.byUser.get(rec.user) === rec) this.byUser.delete(rec.user);
+    rec.sessions = undefined;
+    rec.displaced = undefined;
     rec.user = undefined;
     rec.grantedAt = undefined;
     rec.lastActiveAt = undefined;
@@ -539,8 +701,11 @@ export class Pool {
       this.log.info('lease.reclaimed', { user: rec.user, container: rec.id, reason, heldMs: now - (rec.grantedAt ?? now), idleMs: now - (rec.lastActiveAt ?? now) });
       this.observer.reclaimed?.(reason);
     }
+    if (rec.user !== undefined && this.byUser.get(rec.user) === rec) this.byUser.delete(rec.user);
     rec.lastUser = rec.user;
     rec.user = undefined;
+    rec.sessions = undefined;
+    rec.displaced = undefined;
     rec.grantedAt = undefined;
     rec.lastActiveAt = undefined;
     rec.loggedIn = undefined;
@@ -559,7 +724,10 @@ export class Pool {
     let n = 1;
     while (used.has(n)) n++;
     const rec: ContainerRecord = { id: this.prefix + String(n).padStart(ID_DIGITS, '0'), state: 'building', since: this.clock.now() };
-    if (user !== undefined) rec.reservedFor = user;
+    if (user !== undefined) {
+      rec.reservedFor = user;
+      this.reservedBy.set(user, rec);
+    }
     this.records.set(rec.id, rec);
     return rec;
   }
@@ -715,6 +883,7 @@ export class Pool {
             rec.loggedIn = true;
             changed = true;
           }
+          if (await this.pruneSessions(rec, sessions, now)) changed = true;
           const reason = this.reclaimReason(rec, sessions, now);
           if (rec.releasedAt !== undefined && reason === undefined && sessions > 0 && now - rec.releasedAt >= this.config.graceSeconds * 1000) {
             // Released by one terminal while another still has a session: the lease lives on.
@@ -732,6 +901,12 @@ export class Pool {
         }),
       ),
     );
+    for (const [user, c] of this.claims) {
+      if (this.clock.now() - c.since >= this.config.claimSeconds * 1000) {
+        this.claims.delete(user);
+        changed = true;
+      }
+    }
     if (changed) await this.persist();
     for (const rec of ended) this.scheduleReset(rec);
     for (const rec of [...this.records.values()]) {
@@ -740,6 +915,29 @@ export class Pool {
     }
     await this.replenish();
     return report;
+  }
+
+  /**
+   * Registered sessions beyond the live ssh sessions the container has, oldest first and only
+   * those old enough to have connected, are sessions whose gateway never ended them (it died):
+   * dropped, so they count against no limit and their keys go. Under the container's lock.
+   */
+  private async pruneSessions(rec: ContainerRecord, live: number, now: number): Promise<boolean> {
+    const registered = rec.sessions ?? [];
+    const stale = registered.length - live;
+    if (stale <= 0) return false;
+    const drop = new Set(registered.filter((s) => now - s.since >= SESSION_CONNECT_MS).slice(0, stale));
+    if (drop.size === 0) return false;
+    const kept = registered.filter((s) => !drop.has(s));
+    try {
+      await this.driver.authorizeKey(rec.id, kept.map((s) => s.key));
+    } catch (err) {
+      this.log.warn('session.prune_failed', { container: rec.id, user: rec.user, error: err });
+      return false;
+    }
+    rec.sessions = kept;
+    this.log.info('session.pruned', { user: rec.user, container: rec.id, dropped: drop.size, sessions: kept.length, live });
+    return true;
   }
 
   private reclaimReason(rec: ContainerRecord, sessions: number, now: number): ReclaimReason | undefined {
@@ -842,14 +1040,17 @@ export class Pool {
   }
 
   containers(): ContainerView[] {
-    return [...this.records.values()]
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .map((r) => ({ id: r.id, state: r.state, user: r.user ?? r.reservedFor ?? null, since: new Date(r.since).toISOString(), address: r.address ?? null }));
+    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(viewOf);
   }
 
-  /** The container leased to (or being built for) a user, if any: the balancer's lookup on every lease. */
+  /** The container leased to (or being built for) a user, if any: two map lookups, no scan. */
   containerOf(user: string): ContainerView | null {
-    return this.containers().find((c) => c.user === user && (c.state === 'leased' || c.state === 'building')) ?? null;
+    const leased = this.leaseOf(user);
+    if (leased) return viewOf(leased);
+    const r = this.reservedBy.get(user);
+    if (r && this.records.get(r.id) === r && r.state === 'building' && r.reservedFor === user) return viewOf(r);
+    if (r) this.reservedBy.delete(user);
+    return null;
   }
 
   leases(): LeaseView[] {
@@ -923,7 +1124,9 @@ export class Pool {
   snapshot(): StoredState {
     // JSON drops the undefined fields; the reservation of a miss is not state (a build is redone after a crash).
     const containers: StoredRecord[] = [...this.records.values()].map(({ reservedFor: _r, ...rest }) => rest);
-    return { version: 1, savedAt: this.clock.now(), containers };
+    const state: StoredState = { version: 1, savedAt: this.clock.now(), containers };
+    if (this.claims.size > 0) state.claims = [...this.claims].map(([user, c]) => ({ user, hypervisor: c.hypervisor, since: c.since }));
+    return state;
   }
 
   private track(p: Promise<unknown>): void {
@@ -935,4 +1138,8 @@ export class Pool {
 
 function unwritable(): VzsbError {
   return new VzsbError('E_STATE_UNWRITABLE', 'this hypervisor cannot save its state just now, so it gives no new sandboxes; existing ones go on');
+}
+
+function viewOf(r: ContainerRecord): ContainerView {
+  return { id: r.id, state: r.state, user: r.user ?? r.reservedFor ?? null, since: new Date(r.since).toISOString(), address: r.address ?? null };
 }

@@ -6,6 +6,7 @@ import { commandError, run, runChecked, type Runner } from '../common/exec.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { DEFAULT_CACHE_DIR, ensureRootfs } from '../common/rootfs.js';
 import { BASE_PACKAGES } from '../daemons/drivers/lxc-config.js';
+import { preflightError, runChecks, type DoctorRoots } from '../doctor/run.js';
 import { BASE_CONTAINER, createBase } from './base.js';
 import { addFirewall, removeFirewall } from './firewall.js';
 import { DEFAULT_LAB_ROOT, labLayout, subnetReservationDir, type LabLayout } from './layout.js';
@@ -58,6 +59,11 @@ export interface LabEnv {
   /** record this pid as owner (test helpers), so a lab left by a killed run can be pruned */
   ownerPid?: number;
   progress?: (line: string) => void;
+  /**
+   * Roots the pre-flight checks read (src/doctor), defaults the real ones; `false` skips the
+   * pre-flight (only for tests of the lab's own error paths).
+   */
+  preflight?: DoctorRoots | false;
 }
 
 const LAB_USER = 'root';
@@ -76,6 +82,9 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
   const log = (env.logger ?? silentLogger).child({ lab: opts.name });
   const layout = labLayout(opts.name, root);
   const started = performance.now();
+
+  // Before anything is changed: what this machine must have (vzsb doctor runs the same checks).
+  if (env.preflight !== false) await labPreflight(opts.name, opts.hosts.length, runner, env.preflight ?? {}, env.progress);
 
   await mkdir(root, { recursive: true });
   try {
@@ -151,6 +160,26 @@ export async function createLab(options: LabOptions, env: LabEnv = {}): Promise<
     log.warn('lab.create_failed', { error: errorMessage(err) });
     await destroyLab(opts.name, env).catch((cleanupErr) => log.error('lab.cleanup_failed', { error: errorMessage(cleanupErr) }));
     throw err;
+  }
+}
+
+/**
+ * The doctor's checks for this machine. Limits the lab can raise itself (inotify, which
+ * systemd in every host uses) are raised, and said so; anything else missing is an error that
+ * names what provides it.
+ */
+async function labPreflight(name: string, hosts: number, runner: Runner, roots: DoctorRoots, progress: ((line: string) => void) | undefined): Promise<void> {
+  const results = await runChecks({ labHosts: hosts, roots, runner });
+  const err = preflightError(`lab ${name}`, results.filter((r) => !r.check.labRaises));
+  if (err) throw err;
+  for (const r of results.filter((x) => !x.ok && x.check.labRaises)) {
+    const m = /^(fs\.inotify\.\w+) = (\d+), about (\d+) needed/.exec(r.detail);
+    if (!m) throw preflightError(`lab ${name}`, [r])!;
+    const [, key, from, need] = m;
+    // headroom for what else starts meanwhile (nested containers, other labs)
+    const to = Math.max(Number(need) * 2, 1024);
+    await writeFile(join(roots.proc ?? '/proc', 'sys', ...key!.split('.')), `${to}\n`);
+    progress?.(`raised ${key} from ${from} to ${to} for ${hosts} lab hosts (until reboot; each systemd host takes some)`);
   }
 }
 

@@ -85,7 +85,7 @@ const PATH_RE = /(?<![\w.$}{/~-])\/(?:usr|bin|sbin|lib|lib64|etc|opt)\/[A-Za-z0-
 const SPAWN_RE = /\b(?:[\w.]*[Rr]unner|run|runChecked|spawn\w*|execFile\w*|lxc|invoke)\(\s*['"]([A-Za-z0-9][\w.+-]*)['"]/g;
 const FILE_KEY_RE = /\bfile:\s*['"]([A-Za-z0-9][\w.+-]*)['"],\s*args:/g;
 /** TypeScript files whose string literals hold shell scripts or snippets (elsewhere strings are prose and data). */
-const SHELL_IN_STRINGS = /^src\/provision\/(facts|operations)\/|^src\/provision\/script\.ts$|^src\/lab\/|^src\/daemons\/drivers\/|^src\/shell\/setup\.ts$|^src\/common\/rootfs\.ts$/;
+const SHELL_IN_STRINGS = /^src\/provision\/(facts|operations)\/|^src\/provision\/script\.ts$|^src\/lab\/|^src\/daemons\/drivers\/|^src\/shell\/setup\.ts$|^src\/common\/rootfs\.ts$|^src\/doctor\//;
 
 export function collectSystemRefs(root: string, roleModules: RoleModules = {}): SystemRef[] {
   const refs: SystemRef[] = [];

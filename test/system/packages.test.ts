@@ -54,6 +54,7 @@ const PREREQUISITE_PACKAGES = new Set(['nodejs']);
 const OPTIONAL: Array<{ file: RegExp; value: RegExp; why: string }> = [
   { file: /^src\/provision\/(facts\/service|operations\/service(-helper)?)\.ts$/, value: /^(systemctl|\/(usr\/)?lib\/systemd\/system)$/, why: 'only where PID 1 is systemd; the fallback runs services elsewhere' },
   { file: /^test\/lab\/nested\.test\.ts$/, value: /^\/bin\/(nc|hostname)$/, why: 'busybox applets inside the inner busybox container' },
+  { file: /^src\/doctor\/checks\.ts$/, value: /^(sysctl|modprobe|apt-get)$/, why: 'advice in the fix texts, for the admin to run' },
   { file: /^src\/provision\/operations\/nftables\.ts$/, value: /^ip$/, why: "nftables' family name in a table's name, not the program" },
 ];
 

@@ -3,6 +3,7 @@ import { existsFact } from './exists.js';
 import { contentFact, fileFact } from './file.js';
 import { nftablesFact } from './nftables.js';
 import { osFact } from './os.js';
+import { preflightFact } from './preflight.js';
 import { packageCacheAgeFact, packageCandidatesFact, packagesFact } from './packages.js';
 import { serviceFact } from './service.js';
 import { succeedsFact } from './succeeds.js';
@@ -11,5 +12,5 @@ import { groupFact, userFact } from './users.js';
 
 /** Every fact module by name. */
 export const factModules: ReadonlyMap<string, FactModule> = new Map<string, FactModule>(
-  [osFact, fileFact, contentFact, existsFact, packagesFact, packageCandidatesFact, packageCacheAgeFact, userFact, groupFact, serviceFact, sysctlFact, nftablesFact, succeedsFact].map((f) => [f.name, f as FactModule]),
+  [osFact, fileFact, contentFact, existsFact, packagesFact, packageCandidatesFact, packageCacheAgeFact, userFact, groupFact, serviceFact, sysctlFact, nftablesFact, succeedsFact, preflightFact].map((f) => [f.name, f as FactModule]),
 );

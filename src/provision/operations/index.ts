@@ -7,6 +7,7 @@ import { groupOperation } from './group.js';
 import { lineinfileOperation } from './lineinfile.js';
 import { nftablesOperation } from './nftables.js';
 import { packageOperation } from './package.js';
+import { preflightOperation } from './preflight.js';
 import { serviceOperation } from './service.js';
 import { sysctlOperation } from './sysctl.js';
 import { templateOperation } from './template.js';
@@ -30,4 +31,5 @@ export const operations: ReadonlyMap<string, Operation> = new Map<string, Operat
   ['cron', cronOperation],
   ['nftables', nftablesOperation],
   ['sysctl', sysctlOperation],
+  ['preflight', preflightOperation],
 ]);

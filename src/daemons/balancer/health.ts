@@ -42,6 +42,8 @@ export class HealthMonitor {
   /** Hypervisors whose state came from a poll or a call (not the initial guess). */
   private readonly known = new Set<string>();
   private displacedIndex = new Map<string, { holder: string; from: string }>();
+  /** The timers of this round's polls that have not started, with what ends their wait. */
+  private readonly pending = new Map<NodeJS.Timeout, () => void>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -66,6 +68,12 @@ export class HealthMonitor {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    // Polls of the round not started yet are not started (their timers do not hold the process).
+    for (const [t, resolve] of this.pending) {
+      clearTimeout(t);
+      resolve();
+    }
+    this.pending.clear();
     await this.running;
   }
 
@@ -160,8 +168,13 @@ export class HealthMonitor {
         this.clients.map(
           (c, i) =>
             new Promise<void>((resolve) => {
-              const t = setTimeout(() => (this.stopped ? resolve() : void this.poll(c).finally(resolve)), i * spread);
+              const t = setTimeout(() => {
+                this.pending.delete(t);
+                if (this.stopped) resolve();
+                else void this.poll(c).finally(resolve);
+              }, i * spread);
               t.unref();
+              this.pending.set(t, resolve);
             }),
         ),
       ).then(() => {

@@ -10,6 +10,7 @@ import { operations } from './operations/index.js';
 import { loadPlaybook } from './playbook/load.js';
 import { runPlaybook, type Reporter, type RunResult } from './runner.js';
 import { createTemplating } from './templating.js';
+import { HOST_CA_SECRET, hostCaPublicFile, makeHostCaKey, writeHostCaPublicFile } from './host-ca.js';
 import { SecretStore, maskingReporter } from './secrets.js';
 
 export interface DeployOptions {
@@ -71,7 +72,13 @@ export async function deploy(options: DeployOptions): Promise<RunResult> {
   const inventory = await loadInventory(options.inventory);
   const playbook = await loadPlaybook(options.playbook ?? defaultPlaybook(), { modules: new Set(operations.keys()) });
   const limit = options.limit ? selectHosts(inventory, options.limit) : undefined;
-  const secrets = new SecretStore(options.secretsFile ?? join(dirname(inventory.source), 'vzsb-secrets.yaml'));
+  const secrets = new SecretStore(options.secretsFile ?? join(dirname(inventory.source), 'vzsb-secrets.yaml'), { [HOST_CA_SECRET]: makeHostCaKey });
+  // Whoever asks for the host CA (the hypervisors' play) also leaves its public half for students.
+  const secret = (name: string) => {
+    const value = secrets.get(name);
+    if (name === HOST_CA_SECRET) writeHostCaPublicFile(value, hostCaPublicFile(inventory.source));
+    return value;
+  };
   return runPlaybook({
     inventory,
     plays: playbook.plays,
@@ -85,7 +92,7 @@ export async function deploy(options: DeployOptions): Promise<RunResult> {
     extraVars: options.extraVars ?? {},
     connect: connectorFor(options.ssh),
     reporter: maskingReporter(options.reporter, () => secrets.values()),
-    compile: { templating: createTemplating({ secret: (name) => secrets.get(name) }), templateDirs: [join(packageRoot(), 'templates')] },
+    compile: { templating: createTemplating({ secret }), templateDirs: [join(packageRoot(), 'templates')] },
   });
 }
 

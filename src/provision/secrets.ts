@@ -12,7 +12,11 @@ import type { Reporter, TaskEvent } from './runner.js';
 export class SecretStore {
   readonly #values = new Map<string, string>();
 
-  constructor(readonly file: string) {
+  /** `generators`: how a named secret is made when it is not a random token (e.g. a key pair). */
+  constructor(
+    readonly file: string,
+    private readonly generators: Readonly<Record<string, () => string>> = {},
+  ) {
     if (!existsSync(file)) return;
     let data: unknown;
     try {
@@ -32,7 +36,7 @@ export class SecretStore {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new VzsbError('E_SECRETS', `secret name "${name}": letters, digits, ".", "_" and "-" only`);
     let value = this.#values.get(name);
     if (value === undefined) {
-      value = randomBytes(24).toString('base64url');
+      value = this.generators[name]?.() ?? randomBytes(24).toString('base64url');
       this.#values.set(name, value);
       const tmp = `${this.file}.tmp-${process.pid}`;
       writeFileSync(tmp, `# Made by vzsb deploy; keep it secret and keep it: hosts are configured with these.\n${stringify(Object.fromEntries(this.#values))}`, { mode: 0o600 });

@@ -36,6 +36,8 @@ export interface GatewayConfig {
   maxSessionsPerUser: number;
   /** How long open sessions may go on after the session agent is told to stop (a restart, a deploy). */
   agentDrainSeconds: number;
+  /** Each student's keys from the inventory (`<dir>/<user>`), installed in their container for the tunnel. */
+  studentKeysDir: string;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/vzsandbox/gateway.yaml';
@@ -52,9 +54,10 @@ const DEFAULTS = {
   sessionsDir: '/run/vzsandbox/gateway',
   maxSessionsPerUser: 8,
   agentDrainSeconds: 3600,
+  studentKeysDir: '/etc/vzsandbox/student-keys',
 };
 
-const KNOWN = new Set(['balancers', 'token', 'timeouts', 'log', 'sessionsDir', 'maxSessionsPerUser', 'agentDrainSeconds']);
+const KNOWN = new Set(['balancers', 'token', 'timeouts', 'log', 'sessionsDir', 'maxSessionsPerUser', 'agentDrainSeconds', 'studentKeysDir']);
 const TIMEOUTS = { connectMs: 'connectTimeoutMs', requestMs: 'requestTimeoutMs', leaseMs: 'leaseTimeoutMs', releaseMs: 'releaseTimeoutMs', sshReadyMs: 'sshReadyTimeoutMs', sshConnectMs: 'sshConnectTimeoutMs' } as const;
 
 export async function loadGatewayConfig(path: string): Promise<GatewayConfig> {
@@ -121,6 +124,10 @@ export function parseGatewayConfig(value: unknown, source = 'gateway config'): G
   if (root.sessionsDir !== undefined) {
     if (typeof root.sessionsDir !== 'string' || !root.sessionsDir.startsWith('/')) throw new ValidationError('sessionsDir', 'an absolute path', root.sessionsDir, source);
     config.sessionsDir = root.sessionsDir;
+  }
+  if (root.studentKeysDir !== undefined) {
+    if (typeof root.studentKeysDir !== 'string' || !root.studentKeysDir.startsWith('/')) throw new ValidationError('studentKeysDir', 'an absolute path', root.studentKeysDir, source);
+    config.studentKeysDir = root.studentKeysDir;
   }
   if (root.maxSessionsPerUser !== undefined) {
     const v = root.maxSessionsPerUser;

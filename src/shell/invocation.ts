@@ -10,7 +10,9 @@ export type Request =
   | { kind: 'interactive' }
   | { kind: 'exec'; command: string }
   | { kind: 'sftp' }
-  | { kind: 'scp'; command: string };
+  | { kind: 'scp'; command: string }
+  /** The student's own ssh client to the container's sshd, byte for byte (tunnel.ts). */
+  | { kind: 'tunnel' };
 
 export interface Invocation {
   user: string;
@@ -25,6 +27,11 @@ export interface Invocation {
 export const COMMAND_VAR = 'VZSB_COMMAND';
 /** The wrapper sets it to 1 when it was called with -c, so `ssh gw ''` differs from a plain login. */
 export const HAS_COMMAND_VAR = 'VZSB_HAS_COMMAND';
+/**
+ * What sshd runs for `ssh -s STUDENT@GATEWAY vzsb-tunnel` (the gateway's `Subsystem vzsb-tunnel
+ * vzsb-tunnel` line): as for every subsystem, the user's shell with `-c vzsb-tunnel`.
+ */
+export const TUNNEL_COMMAND = 'vzsb-tunnel';
 /** Variables the sudoers rule keeps; everything else is dropped by env_reset. */
 export const KEPT_VARS = ['TERM', 'SSH_CLIENT', 'SSH_CONNECTION', 'SSH_TTY', COMMAND_VAR, HAS_COMMAND_VAR] as const;
 
@@ -41,11 +48,15 @@ export function readInvocation(env: NodeJS.ProcessEnv): Invocation {
   return { user, request: classify(env[HAS_COMMAND_VAR] === '1' ? (env[COMMAND_VAR] ?? '') : undefined), term, source: client };
 }
 
-/** sftp-server and scp are what sshd runs for `sftp`, `scp` (sftp protocol) and `scp -O`. */
+/**
+ * sftp-server and scp are what sshd runs for `sftp`, `scp` (sftp protocol) and `scp -O`;
+ * vzsb-tunnel for the tunnel subsystem (`ssh STUDENT@GATEWAY vzsb-tunnel` is the same request).
+ */
 export function classify(command: string | undefined): Request {
   if (command === undefined) return { kind: 'interactive' };
   if (command.length > MAX_COMMAND) throw new VzsbError('E_USAGE', `the command is longer than ${MAX_COMMAND} bytes`);
   if (command.includes('\0')) throw new VzsbError('E_USAGE', 'the command contains a NUL byte');
+  if (command.trim() === TUNNEL_COMMAND) return { kind: 'tunnel' };
   const first = command.trim().split(/\s+/)[0] ?? '';
   if (first === 'internal-sftp' || /(^|\/)sftp-server$/.test(first)) return { kind: 'sftp' };
   if (first === 'scp' || /\/scp$/.test(first)) return { kind: 'scp', command: command.trim() };

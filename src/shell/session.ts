@@ -8,7 +8,8 @@ import { createSessionKey } from './session-key.js';
 import { SessionRegistry } from './session-registry.js';
 import { connectWhenReady } from './sshd-ready.js';
 import type { Client } from 'ssh2';
-import { openLink, relay, type Terminal } from './ssh-link.js';
+import { openLink, relay, type Relay, type Terminal } from './ssh-link.js';
+import { installStudentKeys, readStudentKeys, relayTunnel } from './tunnel.js';
 import { studentCode, studentLine } from './student-message.js';
 
 /**
@@ -58,6 +59,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   // 'pending' while the request is out: a session ended then may hold a lease it never saw.
   let leaseState: 'none' | 'pending' | 'granted' | 'failed' = 'none';
   let client: Client | undefined;
+  let closeTunnel: () => void = () => {};
   let registry: SessionRegistry | undefined;
   let endedBy: NodeJS.Signals | undefined;
   let status = 255;
@@ -76,6 +78,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     markEnded();
     abort(new VzsbError('E_ENDED', `ended by ${signal}`));
     client?.end();
+    closeTunnel();
   });
 
   try {
@@ -132,14 +135,30 @@ export async function runSession(deps: SessionDeps): Promise<number> {
 
     stage = 'connect';
     await step(ssh2Loaded);
-    const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs, sock });
+    const tunnel = inv.request.kind === 'tunnel';
+    if (tunnel) closeTunnel = () => sock.destroy();
+    // A tunnel's link only installs the student's keys; its own connection stays for the student.
+    const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs, ...(tunnel ? {} : { sock }) });
     linked.then((c) => (client = c)).catch(() => {});
     client = await step(linked);
     if (endedBy) client.end();
     marks.connectMs = now() - t0;
 
     stage = 'relay';
-    const running = await step(relay(client, inv.request, { ...deps.io, term: inv.term }));
+    let running: Relay;
+    if (tunnel) {
+      const keys = await readStudentKeys(config.studentKeysDir, inv.user);
+      if (keys.length > 0) await step(installStudentKeys(client, keys, config.sshConnectTimeoutMs));
+      else log.warn('tunnel.no-keys', { dir: config.studentKeysDir });
+      client.end();
+      client = undefined;
+      marks.keysMs = now() - t0;
+      const piped = relayTunnel(sock, deps.io);
+      closeTunnel = piped.close;
+      running = piped;
+    } else {
+      running = await step(relay(client, inv.request, { ...deps.io, term: inv.term }));
+    }
     log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, hypervisorMs: target.ms, ...rounded(marks) });
     void running.firstByte.then(() => log.debug('login.first-byte', { ms: Math.round(now() - t0) }));
     // After an end signal the relay gets a moment to close; a link that does not must not keep the lease.
@@ -156,6 +175,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   } finally {
     offSignals();
     client?.end();
+    closeTunnel();
     if (inv && config && registry) {
       const others = await registry.leave(inv.user).catch(() => 0);
       let released: string | boolean = false;

@@ -127,6 +127,9 @@ export async function relay(client: Client, request: Request, io: Terminal): Pro
       case 'sftp':
         client.subsys('sftp', cb);
         break;
+      case 'tunnel':
+        reject(new VzsbError('E_INTERNAL', 'a tunnel is relayed by tunnel.ts, not over a channel'));
+        break;
     }
   });
 

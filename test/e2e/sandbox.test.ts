@@ -5,6 +5,7 @@ import { run } from '../../src/common/exec.js';
 import { createSandboxLab, destroyLab, inventoryFile, loginArgs, pruneStaleLabs, type Lab } from '../../src/lab/index.js';
 import { deploy } from '../../src/provision/deploy.js';
 import { collectingReporter } from '../helpers/deploy.js';
+import { waitFor } from '../helpers/wait.js';
 import { createTerminals } from '../shell/terminal.js';
 
 // The whole system from bare lab hosts: vzsb deploy of site.yaml over real SSH to two
@@ -48,16 +49,6 @@ async function holdSession(user: string, firstOutput: string) {
     void exited.then((code) => reject(new Error(`${user}'s session ended (${code}) before it was ready: ${out}`)));
   });
   return { ready, exited, end: () => child.kill('SIGTERM') };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, delay));
-  }
 }
 
 test.serial('check mode predicts the first deploy; the deploy succeeds; a second deploy changes nothing', async (t) => {

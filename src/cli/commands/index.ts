@@ -8,9 +8,10 @@ import { labCommand } from './lab.js';
 import { poolsCommand } from './pools.js';
 import { sessionsCommand } from './sessions.js';
 import { shellCommand } from './shell.js';
+import { sshConfigCommand } from './ssh-config.js';
 
 /**
  * Every `vzsb` command. A command's handler stores its exit code in `argv.exitCode`;
  * only the entry in bin/ turns it into the process exit code.
  */
-export const commands: CommandModule<any, any>[] = [balancerCommand, deployCommand, doctorCommand, hypervisorCommand, inventoryCommand, labCommand, poolsCommand, sessionsCommand, shellCommand];
+export const commands: CommandModule<any, any>[] = [balancerCommand, deployCommand, doctorCommand, hypervisorCommand, inventoryCommand, labCommand, poolsCommand, sessionsCommand, shellCommand, sshConfigCommand];

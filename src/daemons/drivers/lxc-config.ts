@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
+import { DEFAULT_CERT_VALIDITY, SANDBOX_PRINCIPAL, type HostCa } from './host-cert.js';
 
 /**
  * Configuration of the LXC driver. The hypervisor daemon validates its YAML section with
@@ -55,6 +56,8 @@ export interface LxcDriverConfig {
   rootfsCacheDir?: string | undefined;
   /** Debian mirror for debootstrap (default: the one apt uses) */
   mirror?: string | undefined;
+  /** Sign each clone's host key with this CA (host-cert.ts); without it clones have a bare key. */
+  hostCa?: HostCa | undefined;
 }
 
 /** What every base has: sshd and the few tools a student expects. Kept small on purpose. */
@@ -104,6 +107,14 @@ export const lxcDriverConfigSchema = z
     startTimeoutMs: startTimeoutMs(10_000),
     rootfsCacheDir: absolutePath.optional(),
     mirror: z.string().url().optional(),
+    hostCa: z
+      .object({
+        keyFile: absolutePath,
+        principals: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected a host name')).min(1).default([SANDBOX_PRINCIPAL]),
+        validity: z.string().regex(/^[A-Za-z0-9:+-]{1,64}$/, 'expected an ssh-keygen -V interval like -5m:+30d').default(DEFAULT_CERT_VALIDITY),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

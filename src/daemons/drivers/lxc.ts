@@ -19,6 +19,7 @@ import {
   type CgroupVersion,
   type LxcDriverConfig,
 } from './lxc-config.js';
+import { signHostKey } from './host-cert.js';
 import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume } from './lxc-volume.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
@@ -52,6 +53,8 @@ exec /usr/sbin/sshd -D -e 2>>/var/log/sshd.log
 /** Root may log in with a key only; the host key is the per-clone ed25519 key written at create. */
 const SSHD_CONFIG = `# vzsandbox container sshd: root by key only, no passwords
 HostKey /etc/ssh/ssh_host_ed25519_key
+# Signed by the sandbox host CA when the hypervisor has one (students trust the CA, not each key).
+HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 # ${KEYS_MOUNT}: the host's per-clone key directory, bind-mounted read-only (authorizeKey writes it).
@@ -318,6 +321,10 @@ export class LxcDriver implements ContainerDriver {
     await writeFile(join(sshDir, 'ssh_host_ed25519_key'), key.privateKey, { mode: 0o600 });
     await writeFile(join(sshDir, 'ssh_host_ed25519_key.pub'), key.publicKey + '\n', { mode: 0o644 });
     await writeFile(join(dir, HOST_KEY_FILE), key.publicKey + '\n', { mode: 0o644 });
+    if (this.config.hostCa) {
+      const cert = await signHostKey(this.runner, dir, key.publicKey, id, this.config.hostCa);
+      await writeFile(join(sshDir, 'ssh_host_ed25519_key-cert.pub'), cert + '\n', { mode: 0o644 });
+    }
     await writeFile(join(dir, PRISTINE_MARKER), '');
     await mkdir(join(dir, KEYS_DIR), { mode: 0o755 });
     if (this.config.idmap) await chown(join(dir, KEYS_DIR), this.config.idmap.start, this.config.idmap.start);

@@ -10,6 +10,7 @@ import { agentSocketPath } from './agent-paths.js';
 import { loadGatewayConfig } from './config.js';
 import { runSession, type SessionContext } from './session.js';
 import type { Terminal } from './ssh-link.js';
+import { InstalledKeys } from './tunnel.js';
 
 /**
  * The gateway's session agent: one long-lived process of the service user that runs every
@@ -339,6 +340,7 @@ class ContextCache {
   private logPath = '';
   private fd: number | undefined;
   private level: Level = 'info';
+  private readonly installedKeys = new InstalledKeys();
 
   constructor(private readonly path: string) {}
 
@@ -355,7 +357,7 @@ class ContextCache {
       this.key = key;
       this.level = config.logLevel;
       this.openLog(config.logFile);
-      this.current = { config, logger: this.makeLogger() };
+      this.current = { config, logger: this.makeLogger(), installedKeys: this.installedKeys };
     } else if (this.logMoved()) {
       this.openLog(this.logPath);
       this.current = { ...this.current, logger: this.makeLogger() };

@@ -9,7 +9,7 @@ import { SessionRegistry } from './session-registry.js';
 import { connectWhenReady } from './sshd-ready.js';
 import type { Client } from 'ssh2';
 import { openLink, relay, type Relay, type Terminal } from './ssh-link.js';
-import { installStudentKeys, readStudentKeys, relayTunnel } from './tunnel.js';
+import { installMark, installStudentKeys, readStudentKeys, relayTunnel, type InstalledKeys } from './tunnel.js';
 import { studentCode, studentLine } from './student-message.js';
 
 /**
@@ -37,6 +37,8 @@ export interface SessionDeps {
 export interface SessionContext {
   config: GatewayConfig;
   logger: Logger;
+  /** Which containers already have which student keys (the agent's, for its whole life). */
+  installedKeys?: InstalledKeys;
 }
 
 const SIGNAL_STATUS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 129, SIGINT: 130, SIGQUIT: 131, SIGTERM: 143 };
@@ -60,6 +62,8 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   let leaseState: 'none' | 'pending' | 'granted' | 'failed' = 'none';
   let client: Client | undefined;
   let closeTunnel: () => void = () => {};
+  /** A tunnel's student keys: installed now, known to be there, none to install, or failed. */
+  let tunnelKeys: string | undefined;
   let registry: SessionRegistry | undefined;
   let endedBy: NodeJS.Signals | undefined;
   let status = 255;
@@ -135,31 +139,49 @@ export async function runSession(deps: SessionDeps): Promise<number> {
 
     stage = 'connect';
     await step(ssh2Loaded);
-    const tunnel = inv.request.kind === 'tunnel';
-    if (tunnel) closeTunnel = () => sock.destroy();
-    // A tunnel's link only installs the student's keys; its own connection stays for the student.
-    const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs, ...(tunnel ? {} : { sock }) });
-    linked.then((c) => (client = c)).catch(() => {});
-    client = await step(linked);
-    if (endedBy) client.end();
-    marks.connectMs = now() - t0;
-
-    stage = 'relay';
     let running: Relay;
-    if (tunnel) {
+    if (inv.request.kind === 'tunnel') {
+      closeTunnel = () => sock.destroy();
       const keys = await readStudentKeys(config.studentKeysDir, inv.user);
-      if (keys.length > 0) await step(installStudentKeys(client, keys, config.sshConnectTimeoutMs));
-      else log.warn('tunnel.no-keys', { dir: config.studentKeysDir });
-      client.end();
-      client = undefined;
-      marks.keysMs = now() - t0;
+      const installed = context?.installedKeys;
+      const mark = installMark(target, keys);
+      tunnelKeys = keys.length === 0 ? 'none' : installed?.has(mark) ? 'known' : 'installed';
+      if (keys.length === 0) log.warn('tunnel.no-keys', { dir: config.studentKeysDir });
+      else if (tunnelKeys === 'installed') {
+        // Over a link of its own: the connection that saw sshd greet is the student's.
+        stage = 'keys';
+        try {
+          const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs });
+          linked.then((c) => (client = c)).catch(() => {});
+          client = await step(linked);
+          await step(installStudentKeys(client, keys, config.sshConnectTimeoutMs));
+          installed?.add(mark);
+        } catch (err) {
+          // A container that is not the leased one ends it; otherwise keys the student put there may still do.
+          if (endedBy || (err instanceof VzsbError && err.code === 'E_HOSTKEY')) throw err;
+          tunnelKeys = 'failed';
+          log.warn('tunnel.keys-failed', { error: err, details: err instanceof VzsbError ? err.details : undefined, container: target.container });
+        } finally {
+          client?.end();
+          client = undefined;
+        }
+      }
+      marks.connectMs = now() - t0;
+      stage = 'relay';
       const piped = relayTunnel(sock, deps.io);
       closeTunnel = piped.close;
       running = piped;
     } else {
+      const linked = openLink({ address: target.address, port: target.sshPort, hostKeyFingerprint: target.hostKeyFingerprint, hostKey: target.hostKey, privateKey: key.privateKey, readyTimeoutMs: config.sshConnectTimeoutMs, sock });
+      linked.then((c) => (client = c)).catch(() => {});
+      client = await step(linked);
+      if (endedBy) client.end();
+      marks.connectMs = now() - t0;
+
+      stage = 'relay';
       running = await step(relay(client, inv.request, { ...deps.io, term: inv.term }));
     }
-    log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, hypervisorMs: target.ms, ...rounded(marks) });
+    log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, hypervisorMs: target.ms, ...(tunnelKeys ? { keys: tunnelKeys } : {}), ...rounded(marks) });
     void running.firstByte.then(() => log.debug('login.first-byte', { ms: Math.round(now() - t0) }));
     // After an end signal the relay gets a moment to close; a link that does not must not keep the lease.
     status = await Promise.race([running.done, ended.then(() => new Promise<number>((r) => setTimeout(() => r(255), END_GRACE_MS).unref()))]);

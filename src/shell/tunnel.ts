@@ -73,6 +73,28 @@ export function installStudentKeys(client: Client, keys: readonly string[], time
   });
 }
 
+/**
+ * The key installs an agent has done, so a student's next tunnel to the same container (VS Code
+ * opens several) costs no second ssh connection: marked by container, host key (new at every
+ * reset) and the keys. Bounded; the oldest marks go first. A student who deletes the keys in
+ * their container gets them back after a reset, or a restart of the agent.
+ */
+export class InstalledKeys {
+  readonly #marks = new Set<string>();
+  constructor(private readonly max = 10_000) {}
+  has(mark: string): boolean {
+    return this.#marks.has(mark);
+  }
+  add(mark: string): void {
+    this.#marks.add(mark);
+    if (this.#marks.size > this.max) this.#marks.delete(this.#marks.values().next().value!);
+  }
+}
+
+export function installMark(target: { container: string; hostKeyFingerprint: string }, keys: readonly string[]): string {
+  return `${target.container} ${target.hostKeyFingerprint} ${keys.join('\n')}`;
+}
+
 export interface TunnelRelay extends Relay {
   /** Ends the tunnel at once (an end signal, the session's end). */
   close(): void;

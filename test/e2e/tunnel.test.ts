@@ -81,7 +81,9 @@ async function laptop(user: string, keyFile: string): Promise<Student> {
   const config = join(dir, `${user}.config`);
   const knownHosts = join(dir, `${user}.known_hosts`);
   const inner = `ProxyCommand ssh -F none -o UserKnownHostsFile=${lab.knownHostsFile} -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -o LogLevel=ERROR `;
-  await writeFile(config, printed.stdout.replace('ProxyCommand ssh ', inner));
+  // what goes into ~/.ssh/config is what comes before the known_hosts part
+  const block = printed.stdout.slice(0, printed.stdout.indexOf('# ~/.ssh/known_hosts'));
+  await writeFile(config, block.replace('ProxyCommand ssh ', inner));
   await writeFile(knownHosts, caLine + '\n');
   const opts = ['-F', config, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=20'];
   return { config, knownHosts, opts };
@@ -141,6 +143,10 @@ test.serial('ssh sandbox: the container, verified by the host CA alone (StrictHo
   t.is(after.stdout.split('\n')[0], 'fresh', "a new container: the student's file is gone");
   t.notRegex(after.stderr, /WARNING|REMOTE HOST IDENTIFICATION|Permanently added/i, after.stderr);
   t.is(await readFile(s.knownHosts, 'utf8'), before, 'known_hosts still holds the CA line only');
+  // The keys went in once per container: the second tunnel skipped it, the new container got them again.
+  const logins = (await admin('gw1', `grep '"event":"login"' /var/log/vzsandbox/gateway.log | grep '"user":"student1"' | grep '"request":"tunnel"'`)).stdout.trim().split('\n');
+  const keys = logins.map((l) => (JSON.parse(l) as { keys: string }).keys);
+  t.deepEqual([keys[0], keys[1], keys[keys.length - 1]], ['installed', 'known', 'installed'], keys.join(' '));
 });
 
 test.serial('ssh -W and ssh -L reach a listener on the container\'s own loopback', async (t) => {
@@ -248,7 +254,9 @@ test.serial("a second student's tunnel leads to their own container only; the ga
 
 test.serial('a tunnel and a login of the same student share one container, released when both end', async (t) => {
   const s = await laptop('student3', studentKeyFile(lab));
+  // One after the other: two sessions leasing at the same instant race for the lease's one-time key.
   const login = hold('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, 'student3', ['hostname; echo READY; sleep 300']))]);
+  await login.ready;
   const tunnel = hold('ssh', [...s.opts, 'sandbox', 'hostname; echo READY; sleep 300']);
   const lastLogout = async () => {
     const line = (await admin('gw1', 'grep \'"event":"logout"\' /var/log/vzsandbox/gateway.log | grep \'"user":"student3"\' | tail -n 1')).stdout.trim();

@@ -8,7 +8,7 @@ import { parseGatewayConfig } from '../../src/shell/config.js';
 import { classify } from '../../src/shell/invocation.js';
 import { defaultSetupOptions } from '../../src/shell/setup.js';
 import { createTemplating } from '../../src/provision/templating.js';
-import { readStudentKeys, relayTunnel } from '../../src/shell/tunnel.js';
+import { installMark, InstalledKeys, readStudentKeys, relayTunnel } from '../../src/shell/tunnel.js';
 import { packageRoot } from '../../src/common/paths.js';
 
 // The tunnel's gateway half without containers: what is a tunnel request, which keys are the
@@ -132,4 +132,19 @@ test('the relay: close() ends it at once (an end signal), a broken connection gi
   } finally {
     await p.close();
   }
+});
+
+test('installed keys are remembered per container, host key and keys, the oldest forgotten first', (t) => {
+  const memo = new InstalledKeys(2);
+  const a = installMark({ container: 'vzsb-0001', hostKeyFingerprint: 'SHA256:a' }, ['k1']);
+  const b = installMark({ container: 'vzsb-0001', hostKeyFingerprint: 'SHA256:b' }, ['k1']);
+  const c = installMark({ container: 'vzsb-0001', hostKeyFingerprint: 'SHA256:b' }, ['k1', 'k2']);
+  t.not(a, b, 'a reset (new host key) is a new mark');
+  t.not(b, c, 'new keys are a new mark');
+  memo.add(a);
+  memo.add(b);
+  t.true(memo.has(a) && memo.has(b));
+  memo.add(c);
+  t.false(memo.has(a));
+  t.true(memo.has(b) && memo.has(c));
 });

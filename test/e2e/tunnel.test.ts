@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run, type CommandResult } from '../../src/common/exec.js';
 import { ensureRootfs } from '../../src/common/rootfs.js';
 import { BASE_PACKAGES } from '../../src/daemons/drivers/lxc-config.js';
@@ -148,6 +148,16 @@ test.serial('ssh sandbox: the container, verified by the host CA alone (StrictHo
   const logins = (await admin('gw1', `grep '"event":"login"' /var/log/vzsandbox/gateway.log | grep '"user":"student1"' | grep '"request":"tunnel"'`)).stdout.trim().split('\n');
   const keys = logins.map((l) => (JSON.parse(l) as { keys: string }).keys);
   t.deepEqual([keys[0], keys[1], keys[keys.length - 1]], ['installed', 'known', 'installed'], keys.join(' '));
+});
+
+test.serial("the host CA's private key is on the hypervisors only, 0600 root; its public half is beside the inventory", async (t) => {
+  for (const h of ['hyp1', 'hyp2']) t.is((await admin(h, 'stat -c "%a %U %G" /etc/vzsandbox/sandbox-host-ca')).stdout.trim(), '600 root root', h);
+  for (const h of ['gw1', 'bal1']) t.is((await admin(h, 'test -e /etc/vzsandbox/sandbox-host-ca; echo $?')).stdout.trim(), '1', h);
+  const pub = (await readFile(join(dirname(inventory), 'sandbox-host-ca.pub'), 'utf8')).trim();
+  const derived = (await admin('hyp1', 'ssh-keygen -y -f /etc/vzsandbox/sandbox-host-ca')).stdout.trim();
+  t.is(derived.split(' ').slice(0, 2).join(' '), pub.split(' ').slice(0, 2).join(' '));
+  const printed = await run('node', [cli, 'ssh-config', '-i', inventory, 'student1']);
+  t.true(printed.stdout.includes(`@cert-authority sandbox ${pub}\n`));
 });
 
 test.serial('ssh -W and ssh -L reach a listener on the container\'s own loopback', async (t) => {

@@ -19,6 +19,24 @@ export interface Lease {
   balancer: string;
   /** How long the hypervisor took, as it reports. */
   ms: number | undefined;
+  /** The user's lease was on this hypervisor, which did not come back in time: this is a new container. */
+  movedFrom: string | undefined;
+}
+
+/** What the hypervisor counts for this login (docs/gateway.md, sessions). */
+export interface SessionRequest {
+  /** This login's id: its key stays accepted until this session is released. */
+  session?: string;
+  /** The user's session limit, counted over every gateway where the lease lives. */
+  maxSessions?: number;
+}
+
+export interface Released {
+  balancer: string;
+  /** false: other sessions (on any gateway) keep the lease. */
+  released: boolean;
+  /** Sessions the lease still has, when the answer says. */
+  sessions: number | undefined;
 }
 
 export interface BalancerClientOptions {
@@ -30,6 +48,8 @@ export interface BalancerClientOptions {
   onAttempt?: (balancer: string, attempt: number) => void;
   /** Called when a balancer failed and the next is tried. */
   onFailover?: (balancer: string, reason: string) => void;
+  /** Called when an answer says to wait and ask again (E_HOLDER_DOWN, E_BUSY), with its code. */
+  onWait?: (code: string, message: string) => void;
   /** Called once a request is written: the caller may start CPU-heavy work while it is served. */
   onSent?: () => void;
   now?: () => number;
@@ -52,9 +72,11 @@ class AttemptError extends Error {
 }
 
 const NO_CAPACITY = new Set(['E_POOL_FULL', 'E_NO_CAPACITY']);
+/** Answers that mean "ask again in a moment" (with Retry-After): retried until the deadline. */
+const WAIT = new Set(['E_HOLDER_DOWN', 'E_BUSY']);
 
-export async function requestLease(options: BalancerClientOptions, user: string, publicKey: string, totalMs: number): Promise<Lease> {
-  const body = JSON.stringify({ user, publicKey });
+export async function requestLease(options: BalancerClientOptions, user: string, publicKey: string, totalMs: number, session: SessionRequest = {}): Promise<Lease> {
+  const body = JSON.stringify({ user, publicKey, ...session });
   return withFailover(options, totalMs, 'E_BALANCER_DOWN', async (balancer, left) => {
     const answer = await call(balancer, 'POST', '/v1/leases', options, left, body);
     if (answer.status === 200) return parseLease(answer.body, balancer);
@@ -63,11 +85,24 @@ export async function requestLease(options: BalancerClientOptions, user: string,
 }
 
 /** Release `user`'s lease; the granting balancer first. Resolves with where it was released, or throws. */
-export async function releaseLease(options: BalancerClientOptions, user: string, first: string | undefined, totalMs: number): Promise<string> {
+export async function releaseLease(options: BalancerClientOptions, user: string, first: string | undefined, totalMs: number, session?: string): Promise<string> {
+  return (await releaseSession(options, user, first, totalMs, session)).balancer;
+}
+
+/**
+ * End this login's session of `user`'s lease (the hypervisor ends the lease with its last
+ * session, from whichever gateway); without `session`, the whole lease. The granting balancer first.
+ */
+export async function releaseSession(options: BalancerClientOptions, user: string, first: string | undefined, totalMs: number, session?: string): Promise<Released> {
   const ordered = first ? [first, ...options.balancers.filter((b) => b !== first)] : [...options.balancers];
+  const query = session === undefined ? '' : `?session=${encodeURIComponent(session)}`;
   return withFailover({ ...options, balancers: ordered }, totalMs, 'E_RELEASE_FAILED', async (balancer, left) => {
-    const answer = await call(balancer, 'DELETE', `/v1/leases/${encodeURIComponent(user)}`, options, left);
-    if (answer.status === 200 || answer.status === 404) return balancer;
+    const answer = await call(balancer, 'DELETE', `/v1/leases/${encodeURIComponent(user)}${query}`, options, left);
+    if (answer.status === 404) return { balancer, released: true, sessions: 0 };
+    if (answer.status === 200) {
+      const b = (answer.body ?? {}) as { released?: unknown; sessions?: unknown };
+      return { balancer, released: b.released !== false, sessions: typeof b.sessions === 'number' ? b.sessions : undefined };
+    }
     throw refusal(answer, balancer);
   });
 }
@@ -76,6 +111,7 @@ async function withFailover<T>(options: BalancerClientOptions, totalMs: number, 
   const now = options.now ?? (() => performance.now());
   const deadline = now() + totalMs;
   const reasons: string[] = [];
+  let lastCode: string | undefined;
   let backoff = 100;
   for (let round = 1; ; round++) {
     for (const balancer of options.balancers) {
@@ -87,17 +123,23 @@ async function withFailover<T>(options: BalancerClientOptions, totalMs: number, 
       } catch (err) {
         if (!(err instanceof AttemptError)) throw err;
         if (!err.retry) {
+          if (err.code === 'E_TOO_MANY') throw new VzsbError('E_TOO_MANY', 'you have too many sessions open', { details: err.message });
           throw err.code && NO_CAPACITY.has(err.code)
             ? new VzsbError('E_NO_CAPACITY', 'all sandboxes are in use right now', { details: err.message })
             : new VzsbError(err.code === 'E_UNAUTHORIZED' || err.code === 'E_FORBIDDEN' ? 'E_GATEWAY_AUTH' : 'E_LEASE_REFUSED', 'the sandbox service refused the request', { details: err.message });
         }
         reasons.push(err.message);
-        options.onFailover?.(balancer, err.message);
+        lastCode = err.code;
+        if (err.code && WAIT.has(err.code)) options.onWait?.(err.code, err.message);
+        else options.onFailover?.(balancer, err.message);
       }
     }
     const left = deadline - now();
     if (left <= backoff) {
-      throw new VzsbError(downCode, 'the sandbox service does not answer', { details: `${round} round(s) over ${options.balancers.length} balancer(s) in ${totalMs} ms: ${reasons.slice(-options.balancers.length).join('; ')}` });
+      const details = `${round} round(s) over ${options.balancers.length} balancer(s) in ${totalMs} ms: ${reasons.slice(-options.balancers.length).join('; ')}`;
+      if (lastCode === 'E_HOLDER_DOWN') throw new VzsbError('E_HOLDER_DOWN', 'the host of your sandbox did not come back in time', { details });
+      if (lastCode === 'E_BUSY') throw new VzsbError('E_BUSY', 'the sandbox service is busy', { details });
+      throw new VzsbError(downCode, 'the sandbox service does not answer', { details });
     }
     await new Promise((r) => setTimeout(r, backoff));
     backoff = Math.min(1000, backoff * 2);
@@ -195,5 +237,6 @@ export function parseLease(body: unknown, balancer: string): Lease {
   const hostKey = b.hostKey === undefined || b.hostKey === null ? undefined : str('hostKey', /^[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line');
   const hypervisor = typeof b.hypervisor === 'string' ? b.hypervisor : undefined;
   const ms = typeof b.ms === 'number' ? b.ms : undefined;
-  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer, ms };
+  const movedFrom = typeof b.movedFrom === 'string' ? b.movedFrom : undefined;
+  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer, ms, movedFrom };
 }

@@ -1,11 +1,12 @@
-import { mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /**
  * Which sessions of a user are open on this gateway: one marker file per session process,
- * `<dir>/<user>/<pid>`. A lease is released only when its user's last session here ends, so
- * a second terminal keeps the container when the first one logs out. A marker whose process
- * is gone (killed -9) does not count. The directory belongs to the service user.
+ * `<dir>/<user>/<pid>`, holding when it started and its session id at the hypervisor (which
+ * counts the sessions of every gateway, and ends the lease with the last). A marker whose
+ * process is gone (killed -9) does not count; an agent restart releases its session
+ * (agent-cleanup.ts). The directory belongs to the service user.
  */
 export class SessionRegistry {
   constructor(
@@ -14,11 +15,11 @@ export class SessionRegistry {
     private readonly alive: (pid: number) => boolean = isAlive,
   ) {}
 
-  /** Add this session's marker; returns how many other live sessions the user has. */
-  async enter(user: string): Promise<number> {
+  /** Add this session's marker; returns how many other live sessions the user has here. */
+  async enter(user: string, session?: string): Promise<number> {
     const userDir = join(this.dir, user);
     await mkdir(userDir, { recursive: true, mode: 0o700 });
-    await writeFile(join(userDir, String(this.pid)), `${Date.now()}\n`, { mode: 0o600 });
+    await writeFile(join(userDir, String(this.pid)), `${Date.now()}\n${session ?? ''}\n`, { mode: 0o600 });
     return this.others(userDir);
   }
 
@@ -39,6 +40,13 @@ export class SessionRegistry {
     }
     return others;
   }
+}
+
+/** The session id a marker file names, if any (markers of older gateways have none). */
+export async function markerSession(path: string): Promise<string | undefined> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const id = text.split('\n')[1]?.trim();
+  return id ? id : undefined;
 }
 
 export function isAlive(pid: number): boolean {

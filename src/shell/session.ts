@@ -1,6 +1,6 @@
 import { VzsbError } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
-import { releaseLease, requestLease, type BalancerClientOptions, type Lease } from './balancer-client.js';
+import { releaseSession, requestLease, type BalancerClientOptions, type Lease } from './balancer-client.js';
 import { loadGatewayConfig, type GatewayConfig } from './config.js';
 import { readInvocation, type Invocation } from './invocation.js';
 import { openLogFile } from './log-file.js';
@@ -10,7 +10,8 @@ import { connectWhenReady } from './sshd-ready.js';
 import type { Client } from 'ssh2';
 import { openLink, relay, type Relay, type Terminal } from './ssh-link.js';
 import { installMark, installStudentKeys, readStudentKeys, relayTunnel, type InstalledKeys } from './tunnel.js';
-import { studentCode, studentLine } from './student-message.js';
+import { MOVED_LINE, studentCode, studentLine, WAITING_FOR_HOST } from './student-message.js';
+import { newSessionId } from './session-id.js';
 
 /**
  * One student session, from the login shell's start to its exit status: lease, wait for the
@@ -65,6 +66,8 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   /** A tunnel's student keys: installed now, known to be there, none to install, or failed. */
   let tunnelKeys: string | undefined;
   let registry: SessionRegistry | undefined;
+  // This login at the hypervisor: its key stays accepted until this session is released.
+  let sessionId: string | undefined;
   let endedBy: NodeJS.Signals | undefined;
   let status = 255;
   let stage = 'start';
@@ -102,8 +105,9 @@ export async function runSession(deps: SessionDeps): Promise<number> {
       closeLog = file.close;
     }
     registry = new SessionRegistry(config.sessionsDir, pid);
-    // Without its marker this session still works; only another session's logout may then release its lease.
-    const open = await registry.enter(inv.user).catch((err: unknown) => {
+    sessionId = newSessionId(pid);
+    // Without its marker this session still works; only an agent restart's cleanup needs it.
+    const open = await registry.enter(inv.user, sessionId).catch((err: unknown) => {
       log.warn('session.marker-failed', { error: err, dir: config?.sessionsDir });
       return 0;
     });
@@ -119,10 +123,19 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     let sent: () => void = () => {};
     const ssh2Loaded = new Promise<void>((r) => (sent = r)).then(() => import('ssh2'));
     ssh2Loaded.catch(() => {});
-    const clientOptions = { ...balancerOptions(config, log), onSent: () => sent() };
+    let waiting = false;
+    const clientOptions: BalancerClientOptions = {
+      ...balancerOptions(config, log),
+      onSent: () => sent(),
+      onWait: (code, reason) => {
+        log.info('lease.waiting', { code, reason });
+        if (code === 'E_HOLDER_DOWN' && !waiting) progress(WAITING_FOR_HOST);
+        waiting ||= code === 'E_HOLDER_DOWN';
+      },
+    };
     leaseState = 'pending';
     lease = await step(
-      requestLease(clientOptions, inv.user, key.publicKey, config.leaseTimeoutMs).catch((err: unknown) => {
+      requestLease(clientOptions, inv.user, key.publicKey, config.leaseTimeoutMs, { session: sessionId, maxSessions: config.maxSessionsPerUser }).catch((err: unknown) => {
         leaseState = 'failed';
         throw err;
       }),
@@ -130,6 +143,10 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     leaseState = 'granted';
     marks.leaseMs = now() - t0;
     sent();
+    if (lease.movedFrom) {
+      deps.io.stderr.write(MOVED_LINE.replace(/\n$/, deps.io.stderr.isTTY ? '\r\n' : '\n'));
+      log.warn('lease.moved', { container: lease.container, hypervisor: lease.hypervisor, movedFrom: lease.movedFrom });
+    }
 
     stage = 'ready';
     progress(`Connecting to ${lease.container}...`);
@@ -199,18 +216,18 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     client?.end();
     closeTunnel();
     if (inv && config && registry) {
-      const others = await registry.leave(inv.user).catch(() => 0);
+      await registry.leave(inv.user).catch(() => 0);
       let released: string | boolean = false;
-      if ((leaseState === 'granted' || leaseState === 'pending') && others === 0) {
-        released = await releaseLease(balancerOptions(config, log), inv.user, lease?.balancer, config.releaseTimeoutMs).then(
-          () => true,
+      // This session ends at the hypervisor, which ends the lease with the user's last session
+      // on any gateway (and otherwise keeps it for them).
+      if (leaseState === 'granted' || leaseState === 'pending') {
+        released = await releaseSession(balancerOptions(config, log), inv.user, lease?.balancer, config.releaseTimeoutMs, sessionId).then(
+          (r) => (r.released ? true : `kept for ${r.sessions ?? 'other'} other session(s)`),
           (err: unknown) => {
             log.warn('lease.release-failed', { error: err, details: err instanceof VzsbError ? err.details : undefined, container: lease?.container });
             return false;
           },
         );
-      } else if (others > 0) {
-        released = `kept for ${others} other session(s)`;
       }
       if (lease) {
         log.info('logout', { source: inv.source, container: lease.container, hypervisor: lease.hypervisor, status, endedBy, released, sessionMs: Math.round(now() - t0) });

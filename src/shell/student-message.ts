@@ -15,9 +15,18 @@ const ADVICE: Record<string, string> = {
   E_CONFIG: 'The gateway is misconfigured. Tell your instructor.',
   E_IDENTITY: 'This account cannot have a sandbox.',
   E_TOO_MANY: 'You have too many sessions open. Close one and try again.',
+  E_BUSY: 'The sandbox service is busy right now. Try again in a moment.',
+  E_HOLDER_DOWN: 'The host of your sandbox is restarting and did not come back in time. Try again in a minute; tell your instructor if it lasts.',
   E_USAGE: 'That request is not supported here.',
   E_INTERNAL: 'Something went wrong on the gateway. Try again; tell your instructor if it lasts.',
 };
+
+/** Shown while the host of the student's sandbox is down and the login waits for it. */
+export const WAITING_FOR_HOST = 'The host of your sandbox is restarting; waiting for it (your work is there)...';
+
+/** Shown when the login got a new container because the old one's host did not come back in time. */
+export const MOVED_LINE =
+  "vzsb: The host of your sandbox did not come back in time: this is a new, empty sandbox. The old one will be ended when its host is back.\n";
 
 export function studentCode(err: unknown): string {
   return err instanceof VzsbError && ADVICE[err.code] ? err.code : 'E_INTERNAL';

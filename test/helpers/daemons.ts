@@ -79,6 +79,11 @@ export interface TestHypervisor {
   stateDir: string;
   /** Close its server (as if the host went away); idempotent. */
   stop(): Promise<void>;
+  /**
+   * Start it again after `stop` (a daemon restart): the same port, state directory and
+   * containers (an in-memory driver reopened on the same runtime). `daemon` is the new one.
+   */
+  restart(): Promise<void>;
 }
 
 export interface HypervisorSpec {
@@ -118,12 +123,29 @@ export async function startTestHypervisor(t: Teardown, spec: HypervisorSpec): Pr
   // The pool fills its standby in the background: wait until it is ready, so placement is predictable.
   await daemon.pool.settled();
   let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= daemon.stop());
+  const h: TestHypervisor = {
+    name: spec.name,
+    url: daemon.served.url,
+    token,
+    adminToken,
+    driver,
+    daemon,
+    log,
+    stateDir,
+    stop: () => (stopping ??= h.daemon.stop()),
+    restart: async () => {
+      await h.stop();
+      if (!(driver instanceof MemoryDriver)) throw new Error('restart needs the in-memory driver');
+      const again = { ...config, listen: { host: '127.0.0.1', port: daemon.served.port } };
+      h.daemon = await startHypervisor(again, { source: `${spec.name} (test, restarted)`, logger: log.logger, signals: false, driver: { driver: driver.reopen(), prefix } });
+      stopping = undefined;
+    },
+  };
   t.teardown(async () => {
-    await stop();
+    await h.stop();
     await rm(stateDir, { recursive: true, force: true });
   });
-  return { name: spec.name, url: daemon.served.url, token, adminToken, driver, daemon, log, stateDir, stop };
+  return h;
 }
 
 export const BALANCER_TOKENS = {

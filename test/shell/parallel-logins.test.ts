@@ -14,7 +14,6 @@ let gw: GatewayFixture;
 
 test.before(async () => {
   gw = await createGatewayFixture({ index: INDEX, students: 1, standby: 2, max: 4 });
-  await gw.startAgent();
 });
 
 test.after.always(async () => {

@@ -22,7 +22,7 @@ const ADVICE: Record<string, string> = {
 };
 
 /** Shown while the host of the student's sandbox is down and the login waits for it. */
-export const WAITING_FOR_HOST = 'The host of your sandbox is restarting; waiting for it (your work is there)...';
+export const WAITING_FOR_HOST = 'The host of your sandbox does not answer; waiting for it to come back (your work there is kept)...';
 
 /** Shown when the login got a new container because the old one's host did not come back in time. */
 export const MOVED_LINE =

@@ -5,9 +5,10 @@ import { VzsbError, errorMessage } from '../common/errors.js';
 import { commandError, run, runChecked, type Runner } from '../common/exec.js';
 import { silentLogger, type Logger } from '../common/log.js';
 import { DEFAULT_CACHE_DIR, ensureRootfs } from '../common/rootfs.js';
-import { BASE_PACKAGES } from '../daemons/drivers/lxc-config.js';
+import { BASE_PACKAGES, detectCgroupVersion } from '../daemons/drivers/lxc-config.js';
 import { preflightError, runChecks, type DoctorRoots } from '../doctor/run.js';
 import { BASE_CONTAINER, createBase } from './base.js';
+import { makeDataDisk, removeDataDisks } from './data-disk.js';
 import { addFirewall, removeFirewall } from './firewall.js';
 import { DEFAULT_LAB_ROOT, labLayout, subnetReservationDir, type LabLayout } from './layout.js';
 import { hostConfig, hostHwaddr } from './lxc-config.js';
@@ -202,6 +203,7 @@ export async function destroyLab(name: string, env: LabEnv = {}): Promise<void> 
     // a base half-made during customization may still have its overlay mounted
     await runner('umount', [join(layout.lxcPath, BASE_CONTAINER, 'customize-mnt')]);
   }
+  await removeDataDisks(layout.dir, runner);
   await deleteBridge(layout.bridge, runner);
   await removeFirewall(layout.bridge, runner);
   await releaseSubnet(subnetReservationDir(root), name);
@@ -285,8 +287,7 @@ async function cloneHost(
   runner: Runner,
   rootfsCache: string | undefined,
 ): Promise<void> {
-  const containersDir = host.nesting ? join(layout.dir, 'data', host.name) : undefined;
-  if (containersDir) await mkdir(containersDir, { recursive: true, mode: 0o700 });
+  const containersDir = host.nesting ? await makeDataDisk(layout.dir, host.name, runner) : undefined;
   await runChecked('lxc-copy', ['-P', layout.lxcPath, '-n', BASE_CONTAINER, '-N', host.name, '-s', '-B', 'overlay'], {}, runner);
   const dir = join(layout.lxcPath, host.name);
   const configFile = join(dir, 'config');
@@ -309,6 +310,7 @@ async function cloneHost(
       lxcLog: join(dir, 'lxc.log'),
       rootfsCache,
       containersDir,
+      cgroupVersion: detectCgroupVersion(),
     }),
   );
   // Per-host files go straight into the clone's upper layer. The base's upper holds

@@ -49,6 +49,20 @@ export interface HostConfig {
    * inner containers on the host's own root, which is an overlay itself.
    */
   containersDir?: string | undefined;
+  /** the cgroup version of this machine: where the devices rules of loopDevices go */
+  cgroupVersion?: 1 | 2 | undefined;
+}
+
+/**
+ * Hosts that run containers make a loop device per container (its disk volume, see
+ * src/daemons/drivers/lxc-volume.ts): they get /dev/loop-control and may use loop devices
+ * (block major 7; the driver makes the /dev/loopN node it is given). This lets the lab host
+ * reach every loop device of this machine: fine for a test host, as a real hypervisor's root
+ * could too.
+ */
+export function loopDeviceLines(cgroupVersion: 1 | 2): string[] {
+  const key = cgroupVersion === 2 ? 'lxc.cgroup2.devices.allow' : 'lxc.cgroup.devices.allow';
+  return [`${key} = c 10:237 rwm`, `${key} = b 7:* rwm`, 'lxc.mount.entry = /dev/loop-control dev/loop-control none bind,create=file 0 0'];
 }
 
 export function baseConfig(rootfsPath: string): string {
@@ -77,6 +91,7 @@ export function hostConfig(c: HostConfig): string {
   // mounted writable below our own cgroup, whatever the init does with /sys/fs/cgroup.
   const nesting = c.nesting ? [`lxc.include = ${NESTING}`, 'lxc.mount.auto = cgroup:rw:force'] : [];
   if (c.nesting && c.containersDir) nesting.push(`lxc.mount.entry = ${c.containersDir} var/lib/vzsandbox/containers none bind,create=dir 0 0`);
+  if (c.nesting) nesting.push(...loopDeviceLines(c.cgroupVersion ?? 1));
   if (c.nesting && c.rootfsCache) nesting.push(`lxc.mount.entry = ${c.rootfsCache} ${c.rootfsCache.replace(/^\//, '')} none bind,ro,create=dir 0 0`);
   // no ttys: the console (logged to consoleLog) is enough
   const init =

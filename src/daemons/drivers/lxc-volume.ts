@@ -116,8 +116,8 @@ export async function checkVolumeSupport(runner: Runner, devRoot = '/dev'): Prom
   if (!existsSync(join(devRoot, 'loop-control'))) {
     throw new VzsbError('E_DRIVER_RUNTIME', `disk quotas need loop devices: ${join(devRoot, 'loop-control')} is missing (kernel loop module; in a container, the device)`);
   }
-  const tools = await runner('sh', ['-c', 'command -v mkfs.ext4 && command -v losetup && command -v truncate'], { timeoutMs: 10_000 });
-  if (tools.failed) throw new VzsbError('E_DRIVER_RUNTIME', 'disk quotas need mkfs.ext4 (e2fsprogs), losetup (mount) and truncate (coreutils) on the host');
+  const tools = await runner('sh', ['-c', 'command -v mkfs.ext4 && command -v losetup'], { timeoutMs: 10_000 });
+  if (tools.failed) throw new VzsbError('E_DRIVER_RUNTIME', 'disk quotas need mkfs.ext4 (e2fsprogs) and losetup (mount) on the host');
 }
 
 function must(result: CommandResult, doing: string): void {

@@ -20,7 +20,7 @@ import {
   type LxcDriverConfig,
 } from './lxc-config.js';
 import { signHostKey } from './host-cert.js';
-import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume } from './lxc-volume.js';
+import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume, volumeTemplate } from './lxc-volume.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { countSshSessions } from './ssh-sessions.js';
@@ -172,8 +172,12 @@ export class LxcDriver implements ContainerDriver {
   private async prepareBase(): Promise<void> {
     await this.checkBridge();
     await this.checkLxcPath();
-    if (this.config.quota) await checkVolumeSupport(this.runner);
     const base = this.dir(this.config.baseName);
+    if (this.config.quota) {
+      await checkVolumeSupport(this.runner);
+      await mkdir(base, { recursive: true });
+      await volumeTemplate(this.runner, base, this.config.quota);
+    }
     const hash = this.baseDefinitionHash();
     const current = await readFile(join(base, HASH_FILE), 'utf8').catch(() => '');
     if (current.trim() === hash) return;
@@ -527,7 +531,7 @@ export class LxcDriver implements ContainerDriver {
    * before anything is written into it (./lxc-volume.ts, docs/drivers.md).
    */
   private async attachQuota(dir: string, upper: string): Promise<void> {
-    if (this.config.quota) await makeVolume(this.runner, dir, upper, this.config.quota);
+    if (this.config.quota) await makeVolume(this.runner, dir, upper, this.config.quota, this.dir(this.config.baseName));
   }
 
   /** After a host reboot the volume is mounted again before the container starts on it. */

@@ -2,7 +2,6 @@ import test from 'ava';
 import { mkdtempSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { AdminClient } from '../../src/admin/client.js';
 import { resolveAdminTarget } from '../../src/admin/config.js';
@@ -29,17 +28,12 @@ async function tempDir(t: { teardown(fn: () => Promise<void>): void }): Promise<
   return dir;
 }
 
-/** A loopback port nothing listens on (just freed): a balancer that is down. */
-let DEAD_BALANCER = '';
-test.before(async () => {
-  DEAD_BALANCER = await new Promise<string>((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(`http://127.0.0.1:${port}`));
-    });
-  });
-});
+/**
+ * A balancer that is down: a privileged loopback port nothing listens on, and not one of
+ * fetch's blocked ports. A port freed by the test itself could be handed to another test's
+ * daemon before it is used, a minute later.
+ */
+const DEAD_BALANCER = 'http://127.0.0.1:1023';
 
 test('the balancer daemon process, and vzsb pools status / reset / sessions against it, as a person and a script would run them', async (t) => {
   const dir = await tempDir(t);

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { run } from '../../src/common/exec.js';
 
 /** A `vzsb` CLI process run from the TypeScript sources (no build needed), for daemon tests. */
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -66,4 +69,36 @@ export function runCli(args: string[]): CliProcess {
       check();
     });
   return { child, stdout, logs, waitForLog, exited };
+}
+
+/** The config of a hypervisor daemon on loopback with the LXC driver, as the LXC daemon tests write it. */
+export function lxcDaemonConfig(o: { lease: string; admin: string; stateDir: string; pool: Record<string, unknown>; driver: object; extra?: Record<string, unknown> }): string {
+  return JSON.stringify({
+    listen: { host: '127.0.0.1', port: 0 },
+    tokens: { lease: [o.lease], admin: [o.admin] },
+    stateDir: o.stateDir,
+    pool: o.pool,
+    ...o.extra,
+    driver: { kind: 'lxc', ...o.driver },
+  });
+}
+
+/** After an LXC daemon test: the daemon killed, every container and the base destroyed, the work directory and the bridge removed. */
+export async function removeLxcDaemon(o: {
+  daemon: CliProcess | undefined;
+  driver: { list(): Promise<{ id: string }[]>; destroy(id: string): Promise<void> } | undefined;
+  work: string | undefined;
+  baseName: string;
+  bridge: { remove(): Promise<void> } | undefined;
+}): Promise<void> {
+  if (o.daemon && o.daemon.child.exitCode === null) {
+    o.daemon.child.kill('SIGKILL');
+    await o.daemon.exited;
+  }
+  if (o.driver) for (const c of await o.driver.list().catch(() => [])) await o.driver.destroy(c.id).catch(() => undefined);
+  if (o.work) {
+    await run('lxc-destroy', ['-P', join(o.work, 'lxc'), '-n', o.baseName]);
+    await rm(o.work, { recursive: true, force: true });
+  }
+  await o.bridge?.remove();
 }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -9,7 +9,7 @@ import { eventually, sshExec } from '../../src/daemons/drivers/conformance.js';
 import { lxcDriverConfigSchema } from '../../src/daemons/drivers/lxc-config.js';
 import { LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridge.js';
-import { runCli, type CliProcess } from './daemon-process.js';
+import { lxcDaemonConfig, removeLxcDaemon, runCli, type CliProcess } from './daemon-process.js';
 
 /**
  * The hypervisor daemon as a real process with the LXC driver: real containers on a private
@@ -119,29 +119,12 @@ test.serial.before(async () => {
   configPath = join(work, 'hypervisor.yaml');
   await writeFile(
     configPath,
-    JSON.stringify({
-      listen: { host: '127.0.0.1', port: 0 },
-      tokens: { lease: [LEASE], admin: [ADMIN] },
-      stateDir: join(work, 'state'),
-      pool: { standby: 4, max: 34, graceSeconds: 0, idleSeconds: 900, checkSeconds: 5 },
-      driver: { kind: 'lxc', ...driverOptions },
-    }),
+    lxcDaemonConfig({ lease: LEASE, admin: ADMIN, stateDir: join(work, 'state'), pool: { standby: 4, max: 34, graceSeconds: 0, idleSeconds: 900, checkSeconds: 5 }, driver: driverOptions }),
   );
   await startDaemon();
 });
 
-test.serial.after.always(async () => {
-  if (daemon && daemon.child.exitCode === null) {
-    daemon.child.kill('SIGKILL');
-    await daemon.exited;
-  }
-  if (driver) for (const c of await driver.list().catch(() => [])) await driver.destroy(c.id).catch(() => undefined);
-  if (work) {
-    await run('lxc-destroy', ['-P', join(work, 'lxc'), '-n', `vzh${INDEX}base`]);
-    await rm(work, { recursive: true, force: true });
-  }
-  await bridge?.remove();
-});
+test.serial.after.always(() => removeLxcDaemon({ daemon, driver, work, baseName: `vzh${INDEX}base`, bridge }));
 
 test.serial('lease -> ssh with the one-time key, verifying the reported host key; release -> reset -> back in the pool', async (t) => {
   await poolSettled();

@@ -1,11 +1,14 @@
 /**
- * Deploy benchmark: the same 20-task no-op playbook applied to 4 lab hosts (real sshd in LXC
- * system containers) by vzsb and by ansible-playbook (Debian's ansible-core, pipelining on),
- * plus the floor: 4 parallel OpenSSH logins that run every check of the playbook as one script.
+ * Deploy benchmark: the same 20-task no-op playbook applied to N lab hosts (real sshd in LXC
+ * system containers, systemd init) by vzsb and by ansible-playbook (Debian's ansible-core,
+ * pipelining on), plus the floor: N parallel OpenSSH logins that run every check of the
+ * playbook as one script.
  *
- *   npm run bench:deploy -- [--runs 5] [--keep]
+ *   npm run bench:deploy -- [--hosts 4] [--runs 5] [--forks N] [--keep]
  *
- * Prints the median of each and the ratios. Runs alternate between tools to spread noise.
+ * Both tools run with the same number of forks (hosts worked on at once; default all of them,
+ * as the floor). Prints the median of
+ * each and the ratios. Runs alternate between tools to spread noise.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +25,11 @@ import { createTemplating } from '../src/provision/templating.js';
 import { fmtMs, median, timed } from './stats.js';
 
 const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf('--runs') + 1] ?? 5) || 5;
+const option = (name: string, fallback: number) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) || fallback : fallback);
+const runs = option('--runs', 5);
+const hostCount = option('--hosts', 4);
+// every host at once by default, as the floor's N logins (and as 10 forks did at 4 hosts)
+const forks = option('--forks', hostCount);
 const keep = args.includes('--keep');
 const root = join(import.meta.dirname, '..');
 const vzsbPlaybook = join(root, 'bench/fixtures/noop-20.vzsb.yaml');
@@ -47,28 +54,28 @@ function inventoryFor(hosts: LabHost[]): string {
 async function main() {
   const ansible = await run('ansible-playbook', ['--version']).catch(() => undefined);
   if (!ansible || ansible.failed) throw new Error('ansible-playbook not found: apt-get install ansible-core');
-  process.stdout.write(`creating a lab of 4 hosts (${labName})...\n`);
-  const lab = await createLab({ name: labName, hosts: 4 }, { ownerPid: process.pid });
+  process.stdout.write(`creating a lab of ${hostCount} hosts (${labName})...\n`);
+  const lab = await createLab({ name: labName, hosts: hostCount }, { ownerPid: process.pid, progress: (line) => process.stdout.write(`${line}\n`) });
   try {
     const known = lab.hosts[0]!.knownHostsFile;
     const inventory = inventoryFor(lab.hosts);
-    const vzsb = () => run('node', [join(root, 'bin/vzsb.js'), 'deploy', inventory, vzsbPlaybook, '--known-hosts', known, '--json'], { timeoutMs: 300_000 });
+    const vzsb = () => run('node', [join(root, 'bin/vzsb.js'), 'deploy', inventory, vzsbPlaybook, '--known-hosts', known, '--forks', String(forks), '--json'], { timeoutMs: 300_000 });
     const ansibleEnv = {
       ...process.env,
       ANSIBLE_PIPELINING: 'True',
       ANSIBLE_HOST_KEY_CHECKING: 'True',
       ANSIBLE_SSH_ARGS: `-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=${known} -o GlobalKnownHostsFile=/dev/null`,
       ANSIBLE_NOCOLOR: '1',
-      ANSIBLE_FORKS: '10',
+      ANSIBLE_FORKS: String(forks),
       ANSIBLE_LOCAL_TEMP: mkdtempSync(join(tmpdir(), 'ansible-tmp-')),
     };
     // Ansible as it runs by default (gather_facts on: vzsb gathers its facts too), and without
     // fact gathering (its fastest).
     const withFacts = join(mkdtempSync(join(tmpdir(), 'vzsb-bench-pb-')), 'noop-20.ansible-facts.yaml');
     writeFileSync(withFacts, readFileSync(ansiblePlaybook, 'utf8').replace(/^  gather_facts: false\n/m, ''));
-    const ansibleRun = (playbook = withFacts) => run('ansible-playbook', ['-i', inventory, playbook], { env: ansibleEnv, timeoutMs: 600_000 });
+    const ansibleRun = (playbook = withFacts) => run('ansible-playbook', ['-i', inventory, playbook], { env: ansibleEnv, timeoutMs: 1_800_000 });
 
-    // The floor: every check of the playbook, as the one script vzsb sends, over 4 fresh OpenSSH logins at once.
+    // The floor: every check of the playbook, as the one script vzsb sends, over N fresh OpenSSH logins at once.
     const inv = await loadInventory(inventory);
     const playbook = await loadPlaybook(vzsbPlaybook, { modules: new Set(operations.keys()) });
     const checks = new Map<string, string>();
@@ -125,11 +132,11 @@ async function main() {
     process.stdout.write(
       [
         '',
-        `20-task no-op playbook on 4 hosts, median of ${runs} runs:`,
+        `20-task no-op playbook on ${hostCount} hosts, ${forks} forks, median of ${runs} runs:`,
         `  vzsb deploy                  ${fmtMs(mv).padStart(10)}   (max ${roundTrips} round trips per host after connecting; changed=${changedNoop})`,
         `  ansible-playbook (pipelined) ${fmtMs(ma).padStart(10)}   (its defaults: gather_facts on, as vzsb gathers its own)`,
         `  ansible-playbook, no facts   ${fmtMs(man).padStart(10)}   (gather_facts: false, its fastest)`,
-        `  floor: 4 parallel ssh logins ${fmtMs(mf).padStart(10)}`,
+        `  floor: ${`${hostCount} parallel ssh logins`.padEnd(23)} ${fmtMs(mf).padStart(10)}`,
         `  ansible / vzsb   = ${(ma / mv).toFixed(1)}x   (without facts: ${(man / mv).toFixed(1)}x)`,
         `  vzsb / floor     = ${(mv / mf).toFixed(2)}x`,
         '',

@@ -11,7 +11,7 @@ import { BASE_CONTAINER, createBase } from './base.js';
 import { makeDataDisk, removeDataDisks } from './data-disk.js';
 import { addFirewall, removeFirewall } from './firewall.js';
 import { DEFAULT_LAB_ROOT, labLayout, subnetReservationDir, type LabLayout } from './layout.js';
-import { hostConfig, hostHwaddr } from './lxc-config.js';
+import { hostConfig, hostHwaddr, upgradeConfig } from './lxc-config.js';
 import { assertLabName, parseLabOptions, type LabInit, type LabOptions } from './options.js';
 import { LAB_HOST_PACKAGES } from './packages.js';
 import { waitForSshBanner } from './ready.js';
@@ -195,6 +195,7 @@ export async function destroyLab(name: string, env: LabEnv = {}): Promise<void> 
   const layout = labLayout(name, root);
   const started = performance.now();
   if (existsSync(layout.lxcPath)) {
+    await upgradeConfigs(layout.lxcPath);
     const containers = await listContainers(layout.lxcPath, runner);
     const hosts = containers.filter((c) => c !== BASE_CONTAINER);
     // hosts first: the base refuses to go while its snapshot clones exist
@@ -244,9 +245,21 @@ export async function pruneStaleLabs(env: LabEnv = {}): Promise<string[]> {
   return pruned;
 }
 
+/** Rewrite the configs of a lab made by an older vzsb so LXC can load them (see upgradeConfig). */
+async function upgradeConfigs(lxcPath: string): Promise<void> {
+  for (const entry of await readdir(lxcPath, { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory()) continue;
+    const file = join(lxcPath, entry.name, 'config');
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    const upgraded = text === undefined ? undefined : upgradeConfig(text);
+    if (upgraded !== undefined) await writeFile(file, upgraded);
+  }
+}
+
 /** Stop one host (its address stops answering); the lab stays. */
 export async function stopLabHost(lab: Lab, hostName: string, env: LabEnv = {}): Promise<void> {
   findHost(lab, hostName);
+  await upgradeConfigs(lab.lxcPath);
   await runChecked('lxc-stop', ['-P', lab.lxcPath, '-n', hostName, '-k'], {}, env.runner ?? run);
 }
 
@@ -254,6 +267,7 @@ export async function stopLabHost(lab: Lab, hostName: string, env: LabEnv = {}):
 export async function startLabHost(lab: Lab, hostName: string, env: LabEnv & { readyTimeoutSec?: number } = {}): Promise<void> {
   const host = findHost(lab, hostName);
   const layout = labLayout(lab.name, dirname(lab.dir));
+  await upgradeConfigs(lab.lxcPath);
   await startHost(layout, hostName, env.runner ?? run);
   await waitForHosts(layout, [host], (env.readyTimeoutSec ?? 120) * 1000);
 }

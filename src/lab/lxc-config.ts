@@ -106,6 +106,19 @@ export function hostConfig(c: HostConfig): string {
   return lines([...common, ...nesting, 'lxc.tty.max = 0', ...init]);
 }
 
+/** The include every lab config had before it carried COMMON_EXTRA itself (a file of lxc-templates). */
+const OLD_DEBIAN_COMMON = /^lxc\.include\s*=\s*\/usr\/share\/lxc\/config\/debian\.common\.conf\s*$/m;
+
+/**
+ * A config written by an older vzsb, with its debian.common.conf include replaced by what the
+ * lab writes now; undefined when there is nothing to change. Without it, LXC cannot even stop
+ * or destroy such a container on a machine without lxc-templates ("Failed to load config").
+ */
+export function upgradeConfig(text: string): string | undefined {
+  if (!OLD_DEBIAN_COMMON.test(text)) return undefined;
+  return text.replace(OLD_DEBIAN_COMMON, [`lxc.include = ${COMMON}`, ...COMMON_EXTRA].join('\n'));
+}
+
 /** A stable locally administered MAC per lab subnet and host index. */
 export function hostHwaddr(subnetThird: number, index: number): string {
   const hex = (n: number) => n.toString(16).padStart(2, '0');

@@ -53,6 +53,8 @@ test.serial('quota: df and df -i inside show the quota, not the host disk', asyn
   const [blocks, inodes] = df.stdout.trim().split('\n').map((line) => Number(line.trim().split(/\s+/)[1]));
   t.true(blocks! <= QUOTA.diskMiB * 1024 && blocks! > QUOTA.diskMiB * 1024 * 0.95, `df: ${df.stdout}`);
   t.true(inodes! <= QUOTA.inodes && inodes! > QUOTA.inodes * 0.95, `df -i: ${df.stdout}`);
+  // lxc-copy wrote the clone's /etc/hostname into the upper layer before the volume came: still there.
+  t.is((await sh(A, 'cat /etc/hostname')).stdout.trim(), A);
 });
 
 test.serial('quota: fallocate -l 6G fails inside; 3 GiB and ordinary files work', async (t) => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { VzsbError } from '../../common/errors.js';
 import type { CommandResult, Runner } from '../../common/exec.js';
@@ -112,7 +112,13 @@ export async function makeVolume(runner: Runner, cloneDir: string, upperDir: str
   if (upperDir !== join(mnt, 'delta')) throw new VzsbError('E_DRIVER_RUNTIME', `clone upper dir ${upperDir}: expected <overlay dir>/delta`);
   if (await isMountPoint(mnt)) throw new VzsbError('E_DRIVER_RUNTIME', `${mnt} already has a volume mounted`);
   const template = await volumeTemplate(runner, templateDir, quota);
+  // What lxc-copy wrote into the upper layer (the clone's /etc/hostname) moves onto the volume.
+  const aside = join(cloneDir, '.vzsb-upper-of-lxc-copy');
+  await rm(aside, { recursive: true, force: true });
+  await rename(upperDir, aside);
   must(await runner('sh', ['-c', COPY_AND_MOUNT, 'vzsb-volume', join(cloneDir, VOLUME_FILE), mnt, template], { timeoutMs: 60_000 }), `making the disk volume of ${cloneDir}`);
+  await cp(aside, upperDir, { recursive: true, force: true, verbatimSymlinks: true, preserveTimestamps: true });
+  await rm(aside, { recursive: true, force: true });
   // lost+found only takes an inode of the student's.
   await rmdir(join(mnt, 'lost+found')).catch(() => undefined);
 }

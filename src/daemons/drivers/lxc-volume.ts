@@ -115,10 +115,13 @@ export async function makeVolume(runner: Runner, cloneDir: string, upperDir: str
   // What lxc-copy wrote into the upper layer (the clone's /etc/hostname) moves onto the volume.
   const aside = join(cloneDir, '.vzsb-upper-of-lxc-copy');
   await rm(aside, { recursive: true, force: true });
-  await rename(upperDir, aside);
+  const wrote = existsSync(upperDir);
+  if (wrote) await rename(upperDir, aside);
   must(await runner('sh', ['-c', COPY_AND_MOUNT, 'vzsb-volume', join(cloneDir, VOLUME_FILE), mnt, template], { timeoutMs: 60_000 }), `making the disk volume of ${cloneDir}`);
-  await cp(aside, upperDir, { recursive: true, force: true, verbatimSymlinks: true, preserveTimestamps: true });
-  await rm(aside, { recursive: true, force: true });
+  if (wrote) {
+    await cp(aside, upperDir, { recursive: true, force: true, verbatimSymlinks: true, preserveTimestamps: true });
+    await rm(aside, { recursive: true, force: true });
+  }
   // lost+found only takes an inode of the student's.
   await rmdir(join(mnt, 'lost+found')).catch(() => undefined);
 }

@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # Each package is installed without its Recommends: whatever the code uses must be here or a hard
 # dependency of one (test/system/packages.test.ts checks it). time: /usr/bin/time in bench:login.
-# e2fsprogs and mount: mkfs.ext4 and losetup for the containers' disk volumes.
-PACKAGES=(lxc openssh-server openssh-client nftables debootstrap ansible-core tmux busybox-static
+# e2fsprogs and mount: mkfs.ext4 and losetup for the containers' disk volumes. conntrack: session
+# liveness reads connection tracking with it where the kernel has no /proc/net/nf_conntrack.
+PACKAGES=(lxc openssh-server openssh-client nftables conntrack debootstrap ansible-core tmux busybox-static
           iproute2 bridge-utils sudo uidmap rsync cron procps time e2fsprogs mount)
 missing=()
 for p in "${PACKAGES[@]}"; do

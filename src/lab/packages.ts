@@ -16,6 +16,8 @@ export const LAB_HOST_PACKAGES: readonly string[] = [
   'procps',
   'cron',
   'nftables',
+  // a hypervisor reads session liveness from connection tracking (the tool where the kernel has no /proc/net/nf_conntrack)
+  'conntrack',
   'lxc',
   'debootstrap',
   'ca-certificates',

@@ -21,6 +21,8 @@ export interface Lease {
   ms: number | undefined;
   /** The user's lease was on this hypervisor, which did not come back in time: this is a new container. */
   movedFrom: string | undefined;
+  /** Seconds until the maximum session length ends the lease, when the hypervisor has one. */
+  secondsLeft: number | undefined;
 }
 
 /** What the hypervisor counts for this login (docs/gateway.md, sessions). */
@@ -237,6 +239,9 @@ export function parseLease(body: unknown, balancer: string): Lease {
   const hostKey = b.hostKey === undefined || b.hostKey === null ? undefined : str('hostKey', /^[a-z0-9-]+ [A-Za-z0-9+/=]+( .*)?$/, 'an OpenSSH public key line');
   const hypervisor = typeof b.hypervisor === 'string' ? b.hypervisor : undefined;
   const ms = typeof b.ms === 'number' ? b.ms : undefined;
+  const left = b.secondsLeft;
+  if (left !== undefined && left !== null && (typeof left !== 'number' || !Number.isFinite(left) || left < 0)) throw new ValidationError('secondsLeft', 'a number of seconds, or null', left, source);
+  const secondsLeft = typeof left === 'number' ? left : undefined;
   const movedFrom = typeof b.movedFrom === 'string' ? b.movedFrom : undefined;
-  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer, ms, movedFrom };
+  return { container, address, sshPort: port, hostKey, hostKeyFingerprint, user, hypervisor, balancer, ms, movedFrom, secondsLeft };
 }

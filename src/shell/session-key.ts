@@ -1,5 +1,5 @@
-import { createPrivateKey, randomBytes } from 'node:crypto';
-import { generateEd25519 } from '../daemons/common/ssh-key.js';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
+import { ed25519PublicRaw, ed25519SeedRaw, generateEd25519 } from '../daemons/common/ssh-key.js';
 
 /**
  * The one-time ed25519 key of a login session. It lives only in this process's memory: the
@@ -15,13 +15,16 @@ export interface SessionKey {
 
 export function createSessionKey(comment: string): SessionKey {
   const pair = generateEd25519(comment);
-  return { publicKey: pair.publicKey, fingerprint: pair.fingerprint, privateKey: toOpensshPrivateKey(pair.privateKeyPem, comment) };
+  const pub = Buffer.from(pair.publicKey.split(' ')[1]!, 'base64').subarray(-32);
+  return { publicKey: pair.publicKey, fingerprint: pair.fingerprint, privateKey: opensshEd25519(ed25519SeedRaw(pair.privateKeyDer), pub, comment) };
 }
 
-/** An ed25519 private key in PKCS#8 PEM (what generateEd25519 gives) as OpenSSH's private key file. */
+/** An ed25519 private key in PKCS#8 PEM as OpenSSH's private key file (DER exports only, never JWK). */
 export function toOpensshPrivateKey(pkcs8Pem: string, comment = ''): string {
-  const jwk = createPrivateKey(pkcs8Pem).export({ format: 'jwk' });
-  return opensshEd25519(Buffer.from(jwk.d as string, 'base64url'), Buffer.from(jwk.x as string, 'base64url'), comment);
+  const key = createPrivateKey(pkcs8Pem);
+  const seed = ed25519SeedRaw(key.export({ type: 'pkcs8', format: 'der' }));
+  const pub = ed25519PublicRaw(createPublicKey(key).export({ type: 'spki', format: 'der' }));
+  return opensshEd25519(seed, pub, comment);
 }
 
 /** PROTOCOL.key of OpenSSH: "openssh-key-v1", no cipher, one key, padded to the 8-byte block. */

@@ -12,6 +12,7 @@ import { openLink, relay, type Relay, type Terminal } from './ssh-link.js';
 import { installMark, installStudentKeys, readStudentKeys, relayTunnel, type InstalledKeys } from './tunnel.js';
 import { MOVED_LINE, studentCode, studentLine, WAITING_FOR_HOST } from './student-message.js';
 import { newSessionId } from './session-id.js';
+import { scheduleDeadline } from './session-deadline.js';
 
 /**
  * One student session, from the login shell's start to its exit status: lease, wait for the
@@ -71,6 +72,8 @@ export async function runSession(deps: SessionDeps): Promise<number> {
   let endedBy: NodeJS.Signals | undefined;
   let status = 255;
   let stage = 'start';
+  let cancelDeadline = () => {};
+  let endedByLimit = false;
 
   // A signal before the relay runs aborts the waiting; during the relay it closes the link.
   let abort: (err: Error) => void = () => {};
@@ -200,9 +203,22 @@ export async function runSession(deps: SessionDeps): Promise<number> {
     }
     log.info('login', { source: inv.source, request: inv.request.kind, container: target.container, hypervisor: target.hypervisor, balancer: target.balancer, address: target.address, hypervisorMs: target.ms, ...(tunnelKeys ? { keys: tunnelKeys } : {}), ...rounded(marks) });
     void running.firstByte.then(() => log.debug('login.first-byte', { ms: Math.round(now() - t0) }));
+    if (target.secondsLeft !== undefined) {
+      cancelDeadline = scheduleDeadline({
+        secondsLeft: target.secondsLeft,
+        write: (text) => deps.io.stderr.write(text),
+        end: () => {
+          endedByLimit = true;
+          log.info('session.limit', { container: target.container });
+          client?.end();
+          closeTunnel();
+        },
+      });
+    }
     // After an end signal the relay gets a moment to close; a link that does not must not keep the lease.
     status = await Promise.race([running.done, ended.then(() => new Promise<number>((r) => setTimeout(() => r(255), END_GRACE_MS).unref()))]);
     if (endedBy) status = SIGNAL_STATUS[endedBy] ?? 255;
+    if (endedByLimit) status = 255;
   } catch (err) {
     if (endedBy) {
       status = SIGNAL_STATUS[endedBy] ?? 255;
@@ -212,6 +228,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
       log.error('login.failed', { stage, code: studentCode(err), error: err, details: err instanceof VzsbError ? err.details : undefined, source: inv?.source, container: lease?.container, hypervisor: lease?.hypervisor, ms: Math.round(now() - t0) });
     }
   } finally {
+    cancelDeadline();
     offSignals();
     client?.end();
     closeTunnel();

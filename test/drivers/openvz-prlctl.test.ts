@@ -14,7 +14,7 @@ let driver: OpenVzDriver;
 
 test.serial.before(async () => {
   fake = await createFakeOpenVz(INDEX, 'prlctl', PREFIX);
-  driver = new OpenVzDriver({ config: fake.config, runner: fake.runner, procRoot: fake.procRoot, scratchDir: fake.stateDir });
+  driver = new OpenVzDriver({ config: fake.config, runner: fake.runner, connections: fake.connections, scratchDir: fake.stateDir });
 });
 
 runDriverConformance(test, 'openvz prlctl (fake prlctl, no kernel)', () => driver, {

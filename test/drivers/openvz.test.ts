@@ -15,7 +15,7 @@ let driver: OpenVzDriver;
 
 test.serial.before(async () => {
   fake = await createFakeOpenVz(INDEX, 'vzctl', PREFIX);
-  driver = new OpenVzDriver({ config: fake.config, runner: fake.runner, procRoot: fake.procRoot, scratchDir: fake.stateDir });
+  driver = new OpenVzDriver({ config: fake.config, runner: fake.runner, connections: fake.connections, scratchDir: fake.stateDir });
 });
 
 runDriverConformance(test, 'openvz vzctl (fake vzctl, no kernel)', () => driver, {
@@ -59,7 +59,7 @@ test.serial('openvz: exit codes map to typed errors (9 locked, 44 exists, 91 no 
   await writeFile(lock, '');
   await t.throwsAsync(driver.start(id), { code: 'E_DRIVER_LOCKED', message: /exit 9/ } as never);
   await unlink(lock);
-  const noTemplate = new OpenVzDriver({ config: { ...fake.config, template: 'no-such-template' }, runner: fake.runner, procRoot: fake.procRoot });
+  const noTemplate = new OpenVzDriver({ config: { ...fake.config, template: 'no-such-template' }, runner: fake.runner, connections: fake.connections });
   await t.throwsAsync(noTemplate.create(own(3)), { code: 'E_DRIVER_NO_BASE', message: /exit 91/ } as never);
   t.is(vzctlErrorCode(14), 'E_DRIVER_NOT_FOUND');
   t.is(vzctlErrorCode(43), 'E_DRIVER_NOT_FOUND');
@@ -92,19 +92,24 @@ test.serial('openvz: exec quotes arguments: vzctl exec2 joins them into one shel
   t.is(shellQuote("a'b"), `'a'\\''b'`);
 });
 
-test.serial('openvz: sessions are read from /proc/<pid>/status envID, only ssh session titles count', async (t) => {
+test.serial('openvz: sessions are established connections from a gateway in the host\'s conntrack table, nothing from inside', async (t) => {
   const id = own(6);
   await driver.create(id);
   t.teardown(() => driver.destroy(id));
   await driver.start(id);
-  const ctid = driver.ctid(id);
-  await fake.addProcess(50001, ctid, '/usr/sbin/sshd -D');
-  await fake.addProcess(50002, ctid, 'sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups');
-  await fake.addProcess(50003, ctid, 'sshd: root@pts/0');
-  await fake.addProcess(50004, ctid, '-bash');
-  await fake.addProcess(50005, ctid, 'sshd: root@notty');
-  await fake.addProcess(50006, ctid + 1, 'sshd: root@pts/1'); // another container
-  await fake.addProcess(50007, 0, 'sshd: admin@pts/2'); // the host
+  const ip = (await driver.list()).find((c) => c.id === id)!.address!;
+  const gw = fake.config.sessionSources![0]!;
+  const other = ip.replace(/\.\d+$/, '.99');
+  await fake.setConntrack([
+    `ipv4     2 tcp      6 431990 ESTABLISHED src=${gw} dst=${ip} sport=40001 dport=22 src=${ip} dst=${gw} sport=22 dport=40001 [ASSURED] mark=0 zone=0 use=2`,
+    `ipv4     2 tcp      6 431999 ESTABLISHED src=${gw} dst=${ip} sport=40002 dport=22 src=${ip} dst=${gw} sport=22 dport=40002 [ASSURED] mark=0 zone=0 use=2`,
+    `ipv4     2 tcp      6 431000 ESTABLISHED src=${gw} dst=${ip} sport=40003 dport=22 src=${ip} dst=${gw} sport=22 dport=40003 [ASSURED] mark=0 zone=0 use=2`, // silent for 1000 s: dead
+    `ipv4     2 tcp      6 110 TIME_WAIT src=${gw} dst=${ip} sport=40004 dport=22 src=${ip} dst=${gw} sport=22 dport=40004 [ASSURED] mark=0 zone=0 use=2`,
+    `ipv4     2 tcp      6 431999 ESTABLISHED src=10.9.9.9 dst=${ip} sport=40005 dport=22 src=${ip} dst=10.9.9.9 sport=22 dport=40005 [ASSURED] mark=0 zone=0 use=2`, // not a gateway
+    `ipv4     2 tcp      6 431999 ESTABLISHED src=${ip} dst=${gw} sport=22 dport=40006 src=${gw} dst=${ip} sport=40006 dport=22 mark=0 zone=0 use=2`, // the container's own direction
+    `ipv4     2 tcp      6 431999 ESTABLISHED src=${gw} dst=${other} sport=40007 dport=22 src=${other} dst=${gw} sport=22 dport=40007 [ASSURED] mark=0 zone=0 use=2`, // another container
+    `ipv4     2 tcp      6 431999 ESTABLISHED src=${gw} dst=${ip} sport=40008 dport=2222 src=${ip} dst=${gw} sport=2222 dport=40008 [ASSURED] mark=0 zone=0 use=2`, // not sshd
+  ]);
   t.is(await driver.sessionCount(id), 2);
   await driver.stop(id);
   t.is(await driver.sessionCount(id), 0, 'a stopped container has no sessions');

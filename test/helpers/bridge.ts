@@ -1,4 +1,6 @@
 import { run, runChecked } from '../../src/common/exec.js';
+import { removeGuard } from '../../src/daemons/drivers/bridge-guard.js';
+import { NFT } from '../../src/provision/facts/nftables.js';
 import type { LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
 
 /**
@@ -21,7 +23,8 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
   const table = `vzsbt${index}`;
   const remove = async () => {
     await run('ip', ['link', 'del', name]);
-    await run('nft', ['delete', 'table', 'inet', table]);
+    await run(NFT, ['delete', 'table', 'inet', table]);
+    await removeGuard(run, name); // what an LXC driver on it loaded
   };
   await remove(); // leftovers of a killed run
   await runChecked('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
@@ -38,7 +41,7 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
   }
 }
 `;
-  await runChecked('nft', ['-f', '-'], { input: rules });
+  await runChecked(NFT, ['-f', '-'], { input: rules });
   return {
     name,
     subnet: `10.231.${index}.0/24`,

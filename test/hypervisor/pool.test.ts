@@ -442,3 +442,21 @@ test('at max, a lease waits for a container being reset instead of failing', asy
   const err = await t.throwsAsync(pool.lease('carol', KEY));
   t.is((err as { code?: string }).code, 'E_POOL_FULL', 'nothing is coming: refused at once');
 });
+
+test('a lease carries its maximum-session deadline (8 hours by default); "none" opts out, 0 is refused', async (t) => {
+  const { pool, clock } = await setup(t, { standby: 1, max: 2 });
+  const a = await pool.lease('alice', KEY);
+  t.is(a.secondsLeft, 8 * 3600);
+  t.is(a.expiresAt, new Date(Date.parse(a.grantedAt) + 8 * 3600 * 1000).toISOString());
+  clock.advance(600);
+  const again = await pool.lease('alice', KEY); // a second terminal: the same deadline, closer
+  t.is(again.expiresAt, a.expiresAt);
+  t.is(again.secondsLeft, 8 * 3600 - 600);
+  const open = await setup(t, { standby: 1, max: 2, maxSessionSeconds: 'none' });
+  const b = await open.pool.lease('bob', KEY);
+  t.is(b.expiresAt, null);
+  t.is(b.secondsLeft, null);
+  open.clock.advance(365 * 24 * 3600);
+  t.deepEqual((await open.pool.reclaim()).reclaimed, [{ user: 'bob', container: b.container, reason: 'never-used' }]);
+  t.throws(() => poolConfigSchema.parse({ standby: 1, max: 2, maxSessionSeconds: 0 }), { message: /positive number of seconds, or .*none/ });
+});

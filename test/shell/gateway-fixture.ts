@@ -68,6 +68,8 @@ export interface FixtureOptions {
   deadBalancerFirst?: boolean;
   /** Start the session agent (default true); without it every login runs a standalone session process. */
   agent?: boolean;
+  /** The pool's grace period (default 0): with one, a student's next login renews the lease (no reset). */
+  graceSeconds?: number;
 }
 
 export async function freePort(): Promise<number> {
@@ -105,7 +107,7 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
         listen: { host: '127.0.0.1', port: 0 },
         tokens: { lease: [leaseToken], admin: [adminToken] },
         stateDir: join(work, 'state'),
-        pool: { standby: options.standby, max: options.max, graceSeconds: 0, idleSeconds: 900, checkSeconds: 5 },
+        pool: { standby: options.standby, max: options.max, graceSeconds: options.graceSeconds ?? 0, idleSeconds: 900, checkSeconds: 5 },
         driver: { kind: 'lxc', ...lxcConfigOn(bridge, { prefix, lxcPath, baseName: `vzg${index}base`, limits: { memoryMiB: 256, pidsMax: 256 } }) },
       }),
     );

@@ -59,6 +59,9 @@ export const leaseResponseSchema = z.looseObject({
   ms: z.number(),
   hit: z.boolean(),
   renewed: z.boolean(),
+  /** the maximum session length's deadline (hypervisors before it do not send these) */
+  expiresAt: z.string().nullable().optional(),
+  secondsLeft: z.number().nullable().optional(),
 });
 export type LeaseResponse = z.infer<typeof leaseResponseSchema>;
 

@@ -40,13 +40,35 @@ export function fingerprintOf(blob: Buffer): string {
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');
 }
 
-/** A fresh ed25519 key pair: the public half as an OpenSSH line, the private half as PKCS#8 PEM. */
-export function generateEd25519(comment = ''): { publicKey: string; privateKeyPem: string; fingerprint: string } {
+/**
+ * A fresh ed25519 key pair: the public half as an OpenSSH line, the private half as PKCS#8 PEM
+ * (and DER). Only DER exports: on Node 18 and 20 a JWK export of many ed25519 keys can deadlock
+ * inside Node (ExportJWKEdKey during GC), which would freeze the gateway's session agent. The
+ * raw key is the last 32 bytes of the SPKI DER (the private seed the last 32 of the PKCS#8 DER).
+ */
+export function generateEd25519(comment = ''): { publicKey: string; privateKeyPem: string; privateKeyDer: Buffer; fingerprint: string } {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url');
+  const raw = ed25519PublicRaw(publicKey.export({ type: 'spki', format: 'der' }));
+  const der = privateKey.export({ type: 'pkcs8', format: 'der' });
   const blob = Buffer.concat([sshString(Buffer.from('ssh-ed25519')), sshString(raw)]);
   const line = `ssh-ed25519 ${blob.toString('base64')}${comment ? ' ' + comment : ''}`;
-  return { publicKey: line, privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, fingerprint: fingerprintOf(blob) };
+  return { publicKey: line, privateKeyPem: pem('PRIVATE KEY', der), privateKeyDer: der, fingerprint: fingerprintOf(blob) };
+}
+
+/** SPKI DER of an ed25519 key (RFC 8410: a fixed 12-byte header, then the 32-byte key). */
+export function ed25519PublicRaw(spkiDer: Buffer): Buffer {
+  if (spkiDer.length !== 44) throw new Error(`expected a 44-byte ed25519 SPKI, got ${spkiDer.length} bytes`);
+  return spkiDer.subarray(12);
+}
+
+/** PKCS#8 DER of an ed25519 key (RFC 8410: a fixed 16-byte header, then the 32-byte seed). */
+export function ed25519SeedRaw(pkcs8Der: Buffer): Buffer {
+  if (pkcs8Der.length !== 48) throw new Error(`expected a 48-byte ed25519 PKCS#8, got ${pkcs8Der.length} bytes`);
+  return pkcs8Der.subarray(16);
+}
+
+function pem(label: string, der: Buffer): string {
+  return `-----BEGIN ${label}-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
 }
 
 function sshString(data: Buffer): Buffer {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import { DEFAULT_CERT_VALIDITY, SANDBOX_PRINCIPAL, type HostCa } from './host-cert.js';
+import { hostVethName } from './bridge-guard.js';
 
 /**
  * Configuration of the LXC driver. The hypervisor daemon validates its YAML section with
@@ -52,6 +53,11 @@ export interface LxcDriverConfig {
   packages: string[];
   /** how long start() waits for sshd to answer */
   startTimeoutMs: number;
+  /**
+   * Addresses whose established connections to a container's sshd make it "in use": the
+   * gateways. The host's own bridge address always counts.
+   */
+  sessionSources?: string[] | undefined;
   /** where ensureRootfs keeps debootstrap trees (default /var/cache/vzsandbox/rootfs) */
   rootfsCacheDir?: string | undefined;
   /** Debian mirror for debootstrap (default: the one apt uses) */
@@ -105,6 +111,7 @@ export const lxcDriverConfigSchema = z
     quota: diskQuota.optional(),
     packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'expected a Debian package name')).default([]),
     startTimeoutMs: startTimeoutMs(10_000),
+    sessionSources: z.array(ipv4).default([]),
     rootfsCacheDir: absolutePath.optional(),
     mirror: z.string().url().optional(),
     hostCa: z
@@ -233,6 +240,8 @@ export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: C
   const keys: [string, string][] = [
     ['lxc.net.0.type', 'veth'],
     ['lxc.net.0.link', config.bridge],
+    // The bridge guard binds this port name to the MAC and address below (./bridge-guard.ts).
+    ['lxc.net.0.veth.pair', hostVethName(config, id)],
     ['lxc.net.0.flags', 'up'],
     ['lxc.net.0.hwaddr', containerMac(address)],
     ['lxc.net.0.ipv4.address', `${address}/${prefixLength}`],

@@ -23,7 +23,8 @@ import { signHostKey } from './host-cert.js';
 import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume, volumeTemplate } from './lxc-volume.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
-import { countSshSessions } from './ssh-sessions.js';
+import { applyGuard } from './bridge-guard.js';
+import { SshConnections } from './ssh-connections.js';
 import { keyLines, type ContainerDriver, type ContainerInfo, type DriverErrorCode, type DriverHealth, type ExecResult, type HostKey } from './types.js';
 
 export interface LxcDriverDeps {
@@ -40,6 +41,8 @@ export interface LxcDriverDeps {
   sysClassNet?: string;
   /** progress lines while the base is built (first prepare only) */
   progress?: (line: string) => void;
+  /** the host's connection-tracking table, for session liveness (tests may replace it) */
+  connections?: SshConnections;
 }
 
 /** The base's init: no service manager, nothing but sshd in the foreground (starts in tens of ms). */
@@ -66,6 +69,11 @@ UsePAM no
 UseDNS no
 X11Forwarding no
 PrintMotd no
+PrintLastLog no
+# A connection whose gateway side is gone ends within a minute (3 unanswered probes 15 s apart),
+# so its lease does not outlive it; the gateway's ssh2 client answers them.
+ClientAliveInterval 15
+ClientAliveCountMax 3
 AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
 `;
@@ -98,10 +106,13 @@ export class LxcDriver implements ContainerDriver {
   private readonly sysClassNet: string;
   private recordSeq = 0;
   private preparing: Promise<void> | undefined;
+  private readonly connections: SshConnections;
 
   constructor(deps: LxcDriverDeps) {
     this.config = deps.config;
     this.runner = deps.runner ?? run;
+    // The host's own bridge address counts too: a container cannot send from it (the guard).
+    this.connections = deps.connections ?? new SshConnections({ sources: [deps.config.gateway, ...(deps.config.sessionSources ?? [])], runner: this.runner });
     this.log = (deps.logger ?? silentLogger).child({ driver: 'lxc' });
     this.procRoot = deps.procRoot ?? '/proc';
     this.cgroupRoot = deps.cgroupRoot ?? '/sys/fs/cgroup';
@@ -171,6 +182,8 @@ export class LxcDriver implements ContainerDriver {
 
   private async prepareBase(): Promise<void> {
     await this.checkBridge();
+    // Before any container of this daemon runs: no frame from a spoofed MAC or address.
+    await applyGuard(this.runner, this.config);
     await this.checkLxcPath();
     const base = this.dir(this.config.baseName);
     if (this.config.quota) {
@@ -349,6 +362,10 @@ export class LxcDriver implements ContainerDriver {
     // From the first start on, the student owns the upper layer's contents.
     await rm(join(dir, PRISTINE_MARKER), { force: true });
     await this.remountQuota(dir);
+    // A clone made before ports had names of their own would run outside the bridge guard.
+    const configFile = join(dir, 'config');
+    const text = await readFile(configFile, 'utf8');
+    if (!/^\s*lxc\.net\.0\.veth\.pair\s*=/m.test(text)) await writeFile(configFile, stripOwnedKeys(text) + cloneConfigBlock(this.config, id, this.cgroupVersion));
     const t0 = performance.now();
     const result = await this.lxc('lxc-start', ['-n', id, '-d', '-o', join(dir, 'lxc.log'), '-l', 'WARN']);
     const t1 = performance.now();
@@ -398,35 +415,14 @@ export class LxcDriver implements ContainerDriver {
     return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   }
 
+  /**
+   * Established connections from a gateway (or this host) to the container's sshd, from the
+   * host's connection-tracking table: nothing the container's root can fake (./ssh-connections.ts).
+   */
   async sessionCount(id: string): Promise<number> {
     this.requireContainer(id);
-    const info = await this.lxc('lxc-info', ['-n', id, '-p', '-H']);
-    const initPid = Number(info.stdout.trim());
-    if (info.failed || !Number.isInteger(initPid) || initPid <= 0) return 0; // not running: no sessions
-    const pids = await this.cgroupPids(initPid);
-    return countSshSessions(this.procRoot, pids);
-  }
-
-  /**
-   * Every process in the container's cgroup and the cgroups below it (a root user inside
-   * may make sub-cgroups and move processes there, but cannot leave its subtree).
-   */
-  private async cgroupPids(initPid: number): Promise<number[]> {
-    const membership = await readFile(join(this.procRoot, String(initPid), 'cgroup'), 'utf8').catch(() => '');
-    const path = cgroupPathOf(membership, this.cgroupVersion);
-    if (path === undefined) throw driverError('E_DRIVER_RUNTIME', `cannot find the cgroup of process ${initPid}`, membership);
-    const top = this.cgroupVersion === 2 ? join(this.cgroupRoot, path) : join(this.cgroupRoot, 'pids', path);
-    const pids: number[] = [];
-    const walk = async (dir: string, depth: number): Promise<void> => {
-      const procs = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
-      for (const line of procs.split('\n')) if (line) pids.push(Number(line));
-      if (depth > 16) return;
-      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-      await Promise.all(entries.filter((e) => e.isDirectory()).map((e) => walk(join(dir, e.name), depth + 1)));
-    };
-    await walk(top, 0);
-    if (pids.length === 0 && !existsSync(top)) throw driverError('E_DRIVER_RUNTIME', `cgroup ${top} of process ${initPid} is missing`);
-    return pids;
+    if ((await this.state(id)) !== 'RUNNING') return 0;
+    return this.connections.count(containerAddress(this.config, id));
   }
 
   /**

@@ -8,7 +8,7 @@ import { silentLogger, type Logger } from '../../common/log.js';
 import { absolutePath, containerAddress, containerIndex, diskQuota, idPrefix, ipToInt, ipv4, isContainerId, startTimeoutMs } from './lxc-config.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
-import { countSshSessions } from './ssh-sessions.js';
+import { SshConnections } from './ssh-connections.js';
 import { keyLines, type ContainerDriver, type ContainerInfo, type DriverErrorCode, type ExecResult, type HostKey } from './types.js';
 
 /**
@@ -35,6 +35,8 @@ export interface OpenVzDriverConfig {
   /** disk and inode quota per container: vzctl --diskspace and --diskinodes (vzctl backend only) */
   quota?: { diskMiB: number; inodes: number } | undefined;
   startTimeoutMs: number;
+  /** addresses whose established connections to a container's sshd make it "in use": the gateways */
+  sessionSources?: string[] | undefined;
 }
 
 export const openVzDriverConfigSchema = z
@@ -56,6 +58,7 @@ export const openVzDriverConfigSchema = z
       .default({}),
     quota: diskQuota.optional(),
     startTimeoutMs: startTimeoutMs(30_000),
+    sessionSources: z.array(ipv4).default([]),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -140,8 +143,8 @@ export interface OpenVzDriverDeps {
   config: OpenVzDriverConfig;
   /** runs vzctl, vzlist, prlctl (tests pass a runner that runs the fake) */
   runner?: Runner;
-  /** the host's /proc, where each process's status has an envID line */
-  procRoot?: string;
+  /** the host's connection-tracking table, for session liveness (tests pass a recorded one) */
+  connections?: SshConnections;
   /** where host key files are made before they are copied into a container (host-only) */
   scratchDir?: string;
   logger?: Logger;
@@ -156,14 +159,14 @@ export class OpenVzDriver implements ContainerDriver {
   readonly name = 'openvz';
   private readonly config: OpenVzDriverConfig;
   private readonly runner: Runner;
-  private readonly procRoot: string;
+  private readonly connections: SshConnections;
   private readonly scratchDir: string;
   private readonly log: Logger;
 
   constructor(deps: OpenVzDriverDeps) {
     this.config = deps.config;
     this.runner = deps.runner ?? run;
-    this.procRoot = deps.procRoot ?? '/proc';
+    this.connections = deps.connections ?? new SshConnections({ sources: deps.config.sessionSources ?? [], runner: this.runner });
     this.scratchDir = deps.scratchDir ?? tmpdir();
     this.log = (deps.logger ?? silentLogger).child({ driver: 'openvz', backend: deps.config.backend });
   }
@@ -332,25 +335,17 @@ export class OpenVzDriver implements ContainerDriver {
   }
 
   /**
-   * The kernel tags every process with its container: /proc/<pid>/status has "envID: <ctid>"
-   * (0 for the host). Read from the host's /proc, so nothing inside can hide or fake it
-   * beyond its own process titles.
+   * Established connections from a gateway to the container's sshd, in the host's (VE0's)
+   * connection-tracking table: venet traffic is routed through the host, and venet drops what
+   * a container sends from an address not its own. Nothing inside the container is asked or
+   * trusted (vzctl exec runs in it; its /proc and process titles are the student's to fake).
+   * VE0 must track connections: vzctl's modprobe.d sets nf_conntrack ip_conntrack_disable_ve0=1,
+   * which docs/drivers.md says to turn off.
    */
   async sessionCount(id: string): Promise<number> {
     const entry = await this.entry(id);
     if (!entry.running) return 0;
-    const pids: number[] = [];
-    const names = await readdir(this.procRoot).catch(() => [] as string[]);
-    await Promise.all(
-      names
-        .filter((n) => /^\d+$/.test(n))
-        .map(async (n) => {
-          const status = await readFile(join(this.procRoot, n, 'status'), 'utf8').catch(() => '');
-          const env = /^envID:\s*(\S+)/m.exec(status)?.[1];
-          if (env !== undefined && env === entry.ctid) pids.push(Number(n));
-        }),
-    );
-    return countSshSessions(this.procRoot, pids);
+    return this.connections.count(containerAddress(this.config, id));
   }
 
   /** Written from inside the running container (vzctl exec2), so a student's symlink resolves there, never on the host. */

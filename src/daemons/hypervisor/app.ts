@@ -141,6 +141,8 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
       hit: lease.hit,
       renewed: lease.renewed,
       sessions: lease.sessions,
+      expiresAt: lease.expiresAt,
+      secondsLeft: lease.secondsLeft,
     };
   });
 

@@ -14,6 +14,8 @@ const scheduleEntrySchema = z.strictObject({
   standby: z.number().int().min(0),
 });
 
+const MAX_SESSION_ERROR = 'expected a positive number of seconds, or "none" for no maximum';
+
 export const poolConfigSchema = z
   .strictObject({
     standby: z.number().int().min(0),
@@ -22,7 +24,12 @@ export const poolConfigSchema = z
     idleSeconds: z.number().positive().default(900),
     /** A leased container nobody logged into is reclaimed after this long. Default: idleSeconds. */
     loginSeconds: z.number().positive().optional(),
-    maxSessionSeconds: z.number().positive().optional(),
+    /**
+     * The longest a lease lives, from its grant, sessions or not (default 8 hours); the lease
+     * answer carries the deadline, so the gateway warns the student before it. "none" is the
+     * explicit opt-out; 0 is refused (it once meant "no limit" by accident).
+     */
+    maxSessionSeconds: z.union([z.number().positive({ error: MAX_SESSION_ERROR }), z.literal('none')], { error: MAX_SESSION_ERROR }).default(28800),
     /** How often the reclaim job checks sessions and refills the pool. */
     checkSeconds: z.number().int().min(1).max(3600).default(15),
     /** Containers the runtime has but the state file does not: destroyed, or adopted as dirty (then reset). */

@@ -78,6 +78,9 @@ export interface Lease {
   renewed: boolean;
   /** Live sessions of the lease, this one included. */
   sessions: number;
+  /** When the maximum session length ends the lease (null: no maximum), and how far off that is. */
+  expiresAt: string | null;
+  secondsLeft: number | null;
 }
 
 export interface Capacity {
@@ -589,8 +592,16 @@ export class Pool {
         ms,
         hit,
         renewed,
+        ...this.expiry(rec, now),
       };
     });
+  }
+
+  private expiry(rec: ContainerRecord, now: number): { expiresAt: string | null; secondsLeft: number | null } {
+    const max = this.config.maxSessionSeconds;
+    if (max === 'none') return { expiresAt: null, secondsLeft: null };
+    const end = (rec.grantedAt ?? now) + max * 1000;
+    return { expiresAt: new Date(end).toISOString(), secondsLeft: Math.max(0, Math.round((end - now) / 1000)) };
   }
 
   /** A container not promised to anyone will turn clean without a new build. */
@@ -943,7 +954,7 @@ export class Pool {
   private reclaimReason(rec: ContainerRecord, sessions: number, now: number): ReclaimReason | undefined {
     const c = this.config;
     const granted = rec.grantedAt ?? now;
-    if (c.maxSessionSeconds !== undefined && now - granted >= c.maxSessionSeconds * 1000) return 'session-limit';
+    if (c.maxSessionSeconds !== 'none' && now - granted >= c.maxSessionSeconds * 1000) return 'session-limit';
     if (sessions > 0) return undefined;
     if (rec.releasedAt !== undefined && now - rec.releasedAt >= c.graceSeconds * 1000) return 'released';
     if (rec.loggedIn && now - (rec.lastActiveAt ?? granted) >= c.idleSeconds * 1000) return 'idle';

@@ -81,3 +81,37 @@ test('health: down from a failed poll, up again from a good one, with last-seen 
   t.deepEqual(log.records.filter((r) => r.hypervisor === 'h1').map((r) => r.event), ['hypervisor.up', 'hypervisor.down', 'hypervisor.up']);
   t.is(log.records.filter((r) => r.hypervisor === 'gone').length, 1);
 });
+
+test('health: one poll that times out leaves a hypervisor up (logged slow); two in a row make it down; a refused connection at once', async (t) => {
+  let delayMs = 0;
+  const server = createServer((req, res) => {
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok', capacity: { clean: 1, leased: 0, building: 0, dirty: 0, broken: 0, max: 2, standby: 1 } }));
+    }, delayMs);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const log = captureLog();
+  const health = new HealthMonitor([new HypervisorClient({ name: 'slowpoke', url, token: TOKEN })], { intervalMs: 60_000, timeoutMs: 200, clock: new ManualClock(), logger: log.logger });
+  await health.start();
+  t.teardown(() => health.stop());
+  t.true(health.isUp('slowpoke'));
+  delayMs = 1000;
+  await health.pollAll();
+  t.true(health.isUp('slowpoke'), 'one late answer');
+  t.truthy(log.records.find((r) => r.event === 'hypervisor.slow'));
+  await health.pollAll();
+  t.false(health.isUp('slowpoke'), 'two in a row');
+  delayMs = 0;
+  await health.pollAll();
+  t.true(health.isUp('slowpoke'));
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+  await health.pollAll();
+  t.false(health.isUp('slowpoke'), 'refused: down at once');
+});

@@ -1,12 +1,12 @@
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Clock } from '../common/clock.js';
-import type { Capacity, HypervisorClient } from './hypervisor-client.js';
+import { HypervisorCallError, type Capacity, type HypervisorClient } from './hypervisor-client.js';
 
 /**
  * Health of every hypervisor: its /healthz polled in the background with a bounded timeout.
- * A hypervisor is down from the first failed poll (or a failed call reported by the lease
- * path) until a poll succeeds again. A hypervisor that answers `status: degraded` (its state
+ * A hypervisor is down from the first failed poll (the second in a row when they time out),
+ * or a failed call reported by the lease path, until a poll succeeds again. A hypervisor that answers `status: degraded` (its state
  * cannot be written, its container network is down, its disk is full) is up but gets no new
  * leases until it says ok again; its existing leases go on. Only a cache: every decision that
  * matters re-asks.
@@ -42,6 +42,8 @@ export class HealthMonitor {
   /** Hypervisors whose state came from a poll or a call (not the initial guess). */
   private readonly known = new Set<string>();
   private displacedIndex = new Map<string, { holder: string; from: string }>();
+  /** Polls in a row that timed out, per hypervisor still counted up. */
+  private readonly slowPolls = new Map<string, number>();
   /** The timers of this round's polls that have not started, with what ends their wait. */
   private readonly pending = new Map<NodeJS.Timeout, () => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -144,8 +146,21 @@ export class HealthMonitor {
       this.states.get(client.name)!.displaced = health.displaced ?? [];
       this.set(client.name, true, null, health.capacity);
     } catch (err) {
+      // One slow answer from a hypervisor that was up is not yet down: a busy host (or a busy
+      // balancer) answers late now and then, and a false "down" costs its students a wait for
+      // their holder. Two in a row are. Refused connections and error answers count at once.
+      const timedOut = err instanceof HypervisorCallError && err.failure === 'timeout';
+      const slow = (this.slowPolls.get(client.name) ?? 0) + 1;
+      if (timedOut && this.isUp(client.name) && slow < 2) {
+        this.slowPolls.set(client.name, slow);
+        this.options.logger.info('hypervisor.slow', { hypervisor: client.name, error: errorMessage(err) });
+        return;
+      }
+      this.slowPolls.delete(client.name);
       this.set(client.name, false, errorMessage(err));
+      return;
     }
+    this.slowPolls.delete(client.name);
   }
 
   private indexDisplaced(): void {

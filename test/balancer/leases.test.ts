@@ -173,7 +173,7 @@ test('a home that accepts connections and never answers costs at most one attemp
   const port = (silent.address() as { port: number }).port;
   const good = await startTestHypervisor(t, { name: 'hypj', standby: 1, max: 2 });
   const hang = { name: 'hang', url: `http://127.0.0.1:${port}`, token: 'balancer-to-hang-0123456789abcdef' };
-  const b = await startTestBalancer(t, [hang, good], { health: { intervalMs: 60_000, timeoutMs: 3000 }, lease: { deadlineMs: 30_000, attemptTimeoutMs: 3000, lookupTimeoutMs: 3000, holderWaitMs: 500 } }, { waitUp: false });
+  const b = await startTestBalancer(t, [hang, good], { health: { intervalMs: 60_000, timeoutMs: 3000 }, lease: { deadlineMs: 30_000, attemptTimeoutMs: 3000, lookupTimeoutMs: 3000, holderWaitMs: 4000 } }, { waitUp: false });
   await waitAllUp(b.running, ['hypj']);
   t.false(b.running.health.isUp('hang'), 'its health polls time out');
   // Pretend a poll said it is up, so the lease path meets the silence itself.

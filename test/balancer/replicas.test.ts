@@ -69,7 +69,9 @@ test('the same with one balancer stalled (its process stopped) for 3 s while the
   const one = await startTestBalancer(t, hyps);
   const dir = await mkdtemp(join(tmpdir(), 'vzsb-replicas-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  await writeFile(join(dir, 'balancer.yaml'), balancerConfigYaml(hyps).replace('health: {intervalMs: 300, timeoutMs: 5000}', 'health: {intervalMs: 300, timeoutMs: 1000}'));
+  // Health timeouts shorter than the stall (2 s < 3 s): without the lag handling its polls would
+  // all time out when it runs again.
+  await writeFile(join(dir, 'balancer.yaml'), balancerConfigYaml(hyps).replace('health: {intervalMs: 300, timeoutMs: 5000}', 'health: {intervalMs: 300, timeoutMs: 2000}'));
   const daemon = runCli(['balancer', '--config', join(dir, 'balancer.yaml')]);
   t.teardown(() => {
     daemon.child.kill('SIGCONT');

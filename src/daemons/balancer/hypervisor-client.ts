@@ -153,7 +153,9 @@ export interface ClientOptions {
  * bounded number of connections instead of opening one each.
  */
 export function keepAliveTransport(maxSockets = 64): Transport {
-  const agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets, maxFreeSockets: Math.min(maxSockets, 16), scheduling: 'lifo' });
+  // Idle sockets are closed here after 4 s, before the hypervisor's own 5 s keep-alive timeout
+  // closes them under a request being sent.
+  const agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxSockets, maxFreeSockets: Math.min(maxSockets, 16), scheduling: 'lifo', timeout: 4000 });
   return (url, init) =>
     new Promise((resolve, reject) => {
       const req = httpRequest(url, { method: init.method, headers: init.body === undefined ? init.headers : { ...init.headers, 'content-length': String(Buffer.byteLength(init.body)) }, agent });
@@ -186,10 +188,17 @@ export function keepAliveTransport(maxSockets = 64): Transport {
       });
       req.on('error', (err) => {
         clearTimeout(timer);
-        reject(err);
+        // A kept-alive socket the hypervisor had closed just as it was reused: nothing was served.
+        reject(req.reusedSocket && !(err instanceof TimeoutError) ? new StaleSocketError(err) : err);
       });
       req.end(init.body);
     });
+}
+
+class StaleSocketError extends Error {
+  constructor(readonly original: Error) {
+    super(original.message, { cause: original });
+  }
 }
 
 class TimeoutError extends Error {
@@ -275,7 +284,9 @@ export class HypervisorClient {
         if (err instanceof TimeoutError) throw new HypervisorCallError(this.name, 'timeout', 'E_HYPERVISOR_TIMEOUT', `no answer to ${method} ${path} within ${timeoutMs} ms`, undefined, err);
         // A kept-alive connection the hypervisor closed just as it was reused: once more on a
         // fresh one. Safe for every call made here: a lease for the same user is the same lease.
-        if (attempt === 1 && isStaleConnection(err) && performance.now() < deadline) continue;
+        // A reused socket can fail again (several closed at once): a few more tries, each on
+        // another socket or a fresh one.
+        if (((err instanceof StaleSocketError && attempt <= 3) || (attempt === 1 && isStaleConnection(err))) && performance.now() < deadline) continue;
         throw new HypervisorCallError(this.name, 'unreachable', 'E_HYPERVISOR_UNREACHABLE', `cannot reach ${this.url}: ${networkReason(err)}`, undefined, err);
       }
     }

@@ -179,3 +179,81 @@ test.serial('changing one template variable changes that file and restarts only 
   t.not(await pid('hyp1', 'vzsb-hypervisor'), before.hyp1, 'the hypervisor daemon restarted');
   t.is(await pid('bal1', 'vzsb-balancer'), before.bal1, 'the balancer did not');
 });
+
+// Network faults: a hypervisor's container bridge down for longer than the gateway's login
+// timeout. The routing the playbooks set (no redirects sent or accepted, an unreachable fallback
+// route) must leave nothing behind: a login right after the bridge is back succeeds.
+/** The hypervisor's /healthz, asked on the host itself (Node's fetch: the hosts have no curl). */
+async function healthOf(h: string): Promise<{ status: string; degraded: string[] } | undefined> {
+  const r = await ssh(h, `node -e "fetch('http://127.0.0.1:8750/healthz').then((r) => r.text()).then((t) => console.log(t))"`);
+  try {
+    return JSON.parse(r.stdout) as { status: string; degraded: string[] };
+  } catch {
+    return undefined;
+  }
+}
+
+test.serial('routing: the playbooks leave no redirects and an unreachable fallback route; their checks pass', async (t) => {
+  for (const h of ['hyp1', 'hyp2']) {
+    const r = await ssh(h, 'grep -l 1 /proc/sys/net/ipv4/conf/*/send_redirects; ip route show table main | grep ^unreachable');
+    t.regex(r.stdout, /^unreachable 10\.250\.\d\.0\/24 metric 4000 *$/m, h);
+    t.notRegex(r.stdout, /send_redirects/, `${h} sends no redirects`);
+  }
+  const gw = await ssh('gw1', 'grep -l 1 /proc/sys/net/ipv4/conf/*/accept_redirects /proc/sys/net/ipv4/conf/*/secure_redirects; echo done');
+  t.is(gw.stdout, 'done\n', 'the gateway accepts no redirects');
+  // With the network up every check passes (the sshd probe of a container included).
+  for (const h of ['hyp1', 'hyp2']) {
+    const health = await waitFor(`${h} healthy`, async () => ((await healthOf(h))?.status === 'ok' ? true : undefined), 60_000).catch(() => false);
+    t.true(health, `${h}: ${JSON.stringify(await healthOf(h))}`);
+  }
+});
+
+test.serial('a hypervisor bridge down longer than the login timeout: the balancer places elsewhere meanwhile, and a login right after it is back succeeds in the same container', async (t) => {
+  await waitFor('both hypervisors ready', async () => {
+    const r = await run('node', [cli, 'pools', 'status', '--json', '-i', inventory]);
+    if (r.exitCode !== 0) return undefined;
+    const pools = JSON.parse(r.stdout) as { hypervisors: Array<{ up: boolean; capacity?: { clean: number } }> };
+    return pools.hypervisors.every((p) => p.up && (p.capacity?.clean ?? 0) > 0) ? true : undefined;
+  });
+  const first = await student('student1', 'hostname; hostname -I; echo homework > /root/work.txt');
+  t.is(first.exitCode, 0, first.stderr);
+  const [container, address] = first.stdout.trim().split(/\s+/);
+  const hyp = address!.startsWith('10.250.1.') ? 'hyp1' : 'hyp2';
+  const other = hyp === 'hyp1' ? 'hyp2' : 'hyp1';
+  // An open session through the outage.
+  const held = spawn('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, 'student1', ['echo READY; sleep 30; echo survived']))], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let heldOut = '';
+  held.stdout.on('data', (d: Buffer) => (heldOut += d.toString()));
+  const heldExit = new Promise<number | null>((resolve) => held.on('exit', (code) => resolve(code)));
+  t.teardown(() => held.kill('SIGKILL'));
+  await waitFor('the open session', async () => (heldOut.includes('READY\n') ? true : undefined), 60_000);
+
+  t.is((await ssh(hyp, 'ip link set vzsbbr0 down')).exitCode, 0);
+  const downAt = Date.now();
+  try {
+    // The hypervisor says why it takes no new students; a new one lands on the other.
+    const health = await waitFor('degraded health', async () => {
+      const body = await healthOf(hyp);
+      return body?.status === 'degraded' ? body : undefined;
+    }, 30_000);
+    t.regex(health.degraded.join('; '), /bridge vzsbbr0 is down/);
+    const elsewhere = await student('student2', 'hostname -I');
+    t.is(elsewhere.exitCode, 0, elsewhere.stderr);
+    t.true(elsewhere.stdout.startsWith(other === 'hyp1' ? '10.250.1.' : '10.250.2.'), `student2 lands on ${other}: ${elsewhere.stdout}`);
+    // The gateway keeps its route: no redirect was sent or taken.
+    const route = await ssh('gw1', `ip route get ${address}`);
+    t.notRegex(route.stdout, /redirected/, route.stdout);
+    // Longer than the login timeout (sshReadyTimeoutMs 10 s).
+    const left = 15_000 - (Date.now() - downAt);
+    if (left > 0) await new Promise((r) => setTimeout(r, left));
+  } finally {
+    await ssh(hyp, 'ip link set vzsbbr0 up');
+  }
+  const again = await student('student1', 'hostname; cat /root/work.txt');
+  t.is(again.exitCode, 0, again.stderr);
+  t.is(again.stdout, `${container}\nhomework\n`, 'a login right after recovery lands in the same container');
+  const route = await ssh('gw1', `ip route get ${address}`);
+  t.notRegex(route.stdout, /redirected/, route.stdout);
+  t.is(await heldExit, 0, 'the session open through the outage ends normally');
+  t.is(heldOut, 'READY\nsurvived\n');
+});

@@ -31,10 +31,10 @@ export const userCases: CompareCase[] = [
 ];
 
 export const groupCases: CompareCase[] = [
-  group({ name: 'create with gid', tasks: `- group: { name: $U, gid: 42931 }` }),
-  group({ name: 'create with a string gid', tasks: `- group: { name: $U, gid: '42932' }` }),
-  group({ name: 'gid changed', setup: async (_d, u) => void (await sh(`groupadd -g 42933 ${u}`)), tasks: `- group: { name: $U, gid: 42934 }` }),
+  group({ name: 'create with gid', tasks: `- group: { name: $U, gid: 61931 }` }),
+  group({ name: 'create with a string gid', tasks: `- group: { name: $U, gid: '61932' }` }),
+  group({ name: 'gid changed', setup: async (_d, u) => void (await sh(`groupadd -g 61933 ${u}`)), tasks: `- group: { name: $U, gid: 61934 }` }),
   group({ name: 'non_unique gid', tasks: `- group: { name: $U, gid: 0, non_unique: true }` }),
   group({ name: 'system group', tasks: `- group: { name: $U, system: true }` }),
-  group({ name: 'absent', setup: async (_d, u) => void (await sh(`groupadd ${u}`)), tasks: `- group: { name: $U, state: absent }` }),
+  group({ name: 'absent', setup: async (_d, u) => void (await sh(`groupadd -g 61935 ${u}`)), tasks: `- group: { name: $U, state: absent }` }),
 ];

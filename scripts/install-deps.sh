@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 # dependency of one (test/system/packages.test.ts checks it). time: /usr/bin/time in bench:login.
 # e2fsprogs and mount: mkfs.ext4 and losetup for the containers' disk volumes. conntrack: session
 # liveness reads connection tracking with it where the kernel has no /proc/net/nf_conntrack.
-PACKAGES=(lxc openssh-server openssh-client nftables conntrack debootstrap ansible-core tmux busybox-static
-          iproute2 bridge-utils sudo uidmap rsync cron procps time e2fsprogs mount)
+# ansible: the collections bundle; ansible.posix's sysctl is the oracle of the comparison tests.
+PACKAGES=(lxc openssh-server openssh-client nftables conntrack debootstrap ansible-core ansible tmux
+          busybox-static iproute2 bridge-utils sudo uidmap rsync cron procps time e2fsprogs mount)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -83,6 +83,11 @@ export function evaluateCondition(expr: string | boolean, vars: Record<string, u
       if (test === 'defined') result = value !== undefined;
       else if (test === 'undefined') result = value === undefined;
       else if (test === 'none') result = value === null;
+      // tests of a registered result (register:)
+      else if (test === 'changed') result = registeredField(value, name, 'changed') === true;
+      else if (test === 'skipped') result = registeredField(value, name, 'skipped') === true;
+      else if (test === 'failed') result = registeredField(value, name, 'failed') === true;
+      else if (test === 'succeeded' || test === 'success' || test === 'successful') result = registeredField(value, name, 'failed') !== true;
       else result = fail(`unknown test "is ${test}"`);
       return negate ? !result : result;
     }
@@ -146,6 +151,11 @@ export function evaluateCondition(expr: string | boolean, vars: Record<string, u
   const result = orExpr();
   if (peek().t !== 'end') fail(`unexpected "${peek().v}"`);
   return truthy(result);
+}
+
+function registeredField(value: unknown, name: string, field: string): unknown {
+  if (value === undefined) throw new VzsbError('E_CONDITION', `when: variable "${name}" is not defined`);
+  return value && typeof value === 'object' ? (value as Record<string, unknown>)[field] : undefined;
 }
 
 export function toBool(v: unknown): boolean {

@@ -31,6 +31,10 @@ export interface ProgramStep {
   handlerId?: string;
   notify: string[];
   become: boolean;
+  /** `when` conditions that read a registered value: decided by the runner while planning. */
+  deferredWhen?: Array<string | boolean>;
+  /** The variables the deferred conditions see (with the loop item). */
+  whenVars?: Record<string, unknown>;
 }
 
 export interface HostProgram {
@@ -116,6 +120,9 @@ function tagged(task: Task, play: Play, tags: string[], skipTags: string[]): boo
 
 export async function compileHost(host: InventoryHost, plays: Play[], options: CompileOptions): Promise<HostProgram> {
   const program: HostProgram = { host, steps: [], facts: [] };
+  // Names registered by earlier tasks of this host: conditions that read them wait for planning.
+  const registered = new Set<string>();
+  const readsRegistered = (w: string | boolean) => typeof w === 'string' && [...registered].some((n) => new RegExp(`(^|[^\\w.])${n}([^\\w]|$)`).test(w));
   const factKeys = new Set<string>();
   const addFacts = (refs: FactRef[]) => {
     for (const ref of refs) {
@@ -157,11 +164,15 @@ export async function compileHost(host: InventoryHost, plays: Play[], options: C
           const itemVars = task.loop === undefined ? vars : { ...vars, [task.loopVar]: item };
           const name = task.loop === undefined ? task.name : `${task.name} (${loopLabel(item)})`;
           const index = program.steps.length;
-          const whenFalse = task.when.find((w) => !evaluateCondition(w, itemVars));
+          const deferred = task.when.filter(readsRegistered);
+          const whenFalse = task.when.filter((w) => !readsRegistered(w)).find((w) => !evaluateCondition(w, itemVars));
           if (whenFalse !== undefined) {
             program.steps.push({ ...base, index, name, args: undefined, skipped: `when: ${String(whenFalse)}` });
             continue;
           }
+          const argsText = JSON.stringify(task.args);
+          const inArgs = [...registered].find((n) => new RegExp(`\\{\\{[^}]*\\b${n}\\b`).test(argsText));
+          if (inArgs) throw new VzsbError('E_PLAYBOOK', `${where}: task "${task.name}": vzsb reads registered values (${inArgs}) in when, changed_when and failed_when only, not in task arguments`);
           const op = operations.get(task.module)!;
           const rendered = renderValue(options.templating, task.args, itemVars, `${where} (task "${task.name}")`);
           let args = parseInput(op.args, rendered, `${where}: task "${task.name}": ${task.module}`);
@@ -173,8 +184,13 @@ export async function compileHost(host: InventoryHost, plays: Play[], options: C
             });
           }
           addFacts(op.facts(args, { diff: options.diff }));
-          program.steps.push({ ...base, index, name, args });
+          const decidedLater = deferred.length > 0 || task.changedWhen !== undefined || task.failedWhen !== undefined;
+          if ((task.changedWhen !== undefined && typeof task.changedWhen !== 'boolean') && task.notify.length) {
+            throw new VzsbError('E_PLAYBOOK', `${where}: task "${task.name}": vzsb does not combine notify with a changed_when condition (the handler marker is set on the host); use changed_when's "'text' in result.stdout" form or no notify`);
+          }
+          program.steps.push({ ...base, index, name, args, ...(deferred.length ? { deferredWhen: deferred } : {}), ...(decidedLater ? { whenVars: itemVars } : {}) });
         }
+        if (task.register) registered.add(task.register);
         return true;
       } catch (err) {
         program.error = { task, message: err instanceof VzsbError ? err.message : `${where}: task "${task.name}": ${errorMessage(err)}` };

@@ -5,9 +5,11 @@ import { compileHost, type CompileOptions, type HostProgram, type ProgramStep } 
 import type { Inventory, InventoryHost } from './inventory/types.js';
 import { operations } from './operations/index.js';
 import type { Play } from './playbook/model.js';
-import { applyScript, displayCommand, factsScript, newNonce, parseApplyRecords, parseRecords, type ScriptStep } from './script.js';
+import { applyScript, displayCommand, factsScript, newNonce, parseApplyRecords, parseRecords, type ApplyRecord, type ScriptStep } from './script.js';
 import { UnreachableError, newStats, type Connection, type ConnectionStats } from './connectors/types.js';
 import type { Diff, OsFacts, Plan } from './types.js';
+import { evaluateCondition } from './conditions.js';
+import { NeedsRun, loopValue, registeredValue } from './registered.js';
 
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped';
 
@@ -140,6 +142,11 @@ export async function runPlaybook(options: RunOptions): Promise<RunResult> {
   return { hosts, exitCode };
 }
 
+/** Whether the plan's commands count as a change when they succeed (changed_when: false does not). */
+function changesBy(plan: Plan): boolean {
+  return !(plan.changedWhen && 'always' in plan.changedWhen && !plan.changedWhen.always);
+}
+
 function merge(a: HostSummary, b: HostSummary): HostSummary {
   return {
     host: a.host,
@@ -173,6 +180,10 @@ async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>
 interface Planned {
   step: ProgramStep;
   plan?: Plan;
+  /** A deferred `when` was false. */
+  skipReason?: string;
+  /** Decided on the control machine after running: changed_when / failed_when conditions. */
+  decided?: { status: TaskStatus; reason?: string };
 }
 
 async function runHost(
@@ -259,24 +270,156 @@ async function runHost(
     return finish();
   }
 
-  // Plan every step against the predicted state.
+  // Plan every step against the predicted state. Registered values come from the plans; a
+  // condition that needs what only running tells sends the steps planned so far first (a split).
   const planned: Planned[] = [];
   const notified = new Set<string>(pending);
   let planError: { step: ProgramStep | undefined; message: string } | undefined;
+  const registered: Record<string, unknown> = {};
+  const loopResults = new Map<object, Array<Record<string, unknown>>>();
+  const records = new Map<number, ApplyRecord>();
+  let scriptFailure: string | undefined;
+  let sent = 0;
+  let stopped = false;
+
+  const register = (step: ProgramStep, value: Record<string, unknown>) => {
+    const name = step.task.register;
+    if (!name) return;
+    if (step.task.loop === undefined) {
+      registered[name] = value;
+      return;
+    }
+    const items = loopResults.get(step.task) ?? [];
+    items.push(value);
+    loopResults.set(step.task, items);
+    registered[name] = loopValue(items);
+  };
+  const isCommand = (step: ProgramStep) => step.task.module === 'command' || step.task.module === 'shell';
+  const predicted = (step: ProgramStep, plan: Plan): Record<string, unknown> => {
+    const name = step.task.register ?? '';
+    const will = plan.commands.length > 0;
+    const reason = { msg: plan.reason };
+    if (check) {
+      // as Ansible's command in check mode: skipped, rc 0, empty output
+      if (plan.checkSkipped) return registeredValue(name, { changed: false, skipped: true, rc: 0, stdout: '', stderr: '', ...reason });
+      return registeredValue(name, { changed: will && changesBy(plan), skipped: false, ...reason });
+    }
+    if (!will) return registeredValue(name, { changed: false, skipped: false, ...(isCommand(step) ? { rc: 0, stdout: '', stderr: '' } : {}), ...reason });
+    const pendingFields = [
+      ...(isCommand(step) ? ['rc', 'stdout', 'stderr', 'stdout_lines', 'stderr_lines'] : []),
+      ...((plan.changedWhen && !('always' in plan.changedWhen)) || step.task.changedWhen !== undefined ? ['changed'] : []),
+    ];
+    return registeredValue(name, { skipped: false, ...(pendingFields.includes('changed') ? {} : { changed: changesBy(plan) }), ...reason }, pendingFields);
+  };
+  const conditionVars = (step: ProgramStep) => ({ ...(step.whenVars ?? {}), ...registered });
+
+  /** Send the planned steps not sent yet (one round trip), then fill in their registered values. */
+  const flush = async (): Promise<void> => {
+    const segment = planned.slice(sent);
+    sent = planned.length;
+    const steps: ScriptStep[] = [];
+    for (const p of segment) {
+      if (!p.plan || !p.plan.commands.length) continue;
+      steps.push({
+        id: p.step.index,
+        commands: p.plan.commands,
+        changedWhen: p.plan.changedWhen,
+        notify: p.step.notify,
+        // failed_when decides on this machine; the step ends its segment
+        ignoreErrors: p.step.task.ignoreErrors || p.step.task.failedWhen !== undefined,
+        ...(p.step.handler ? { guard: p.step.handlerId! } : {}),
+      });
+    }
+    if (!steps.length) return;
+    const applyNonce = newNonce();
+    try {
+      const result = await conn!.run(applyScript(applyNonce, steps), { become, becomeUser: host.connection.becomeUser });
+      const parsed = parseApplyRecords(result.stdout, applyNonce);
+      for (const r of parsed.records) records.set(r.id, r);
+      const last = parsed.records[parsed.records.length - 1];
+      if (!parsed.complete && !(last && last.exitCode !== 0)) {
+        scriptFailure = `the apply script stopped (exit ${result.exitCode}${result.signal ? `, signal ${result.signal}` : ''}): ${result.stderr.trim().slice(-500)}`;
+      }
+    } catch (err) {
+      if (err instanceof UnreachableError) {
+        summary.unreachable = true;
+        summary.error = err.message;
+      } else scriptFailure = errorMessage(err);
+    }
+    for (const p of segment) {
+      if (!p.plan || !p.plan.commands.length) continue;
+      const rec = records.get(p.step.index);
+      if (!rec) {
+        stopped = true;
+        continue;
+      }
+      const value = registeredValue(p.step.task.register ?? '', { changed: rec.changed, rc: rec.exitCode, stdout: rec.stdout.replace(/[\r\n]+$/, ''), stderr: rec.stderr.replace(/[\r\n]+$/, ''), failed: rec.exitCode !== 0, skipped: false });
+      let failed = rec.exitCode !== 0;
+      let changed = rec.changed;
+      try {
+        const vars = { ...conditionVars(p.step), ...(p.step.task.register ? { [p.step.task.register]: value } : {}) };
+        if (p.step.task.changedWhen !== undefined) changed = evaluateCondition(p.step.task.changedWhen, vars);
+        if (p.step.task.failedWhen !== undefined) failed = evaluateCondition(p.step.task.failedWhen, vars);
+      } catch (err) {
+        p.decided = { status: 'failed', reason: errorMessage(err) };
+        stopped = true;
+        continue;
+      }
+      value.changed = changed;
+      value.failed = failed;
+      if (p.step.task.register) register(p.step, value);
+      if (p.step.task.changedWhen !== undefined || p.step.task.failedWhen !== undefined) {
+        if (failed && !p.step.task.ignoreErrors) {
+          p.decided = { status: 'failed', reason: p.step.task.failedWhen !== undefined ? `failed_when: ${String(p.step.task.failedWhen)}` : `exit code ${rec.exitCode}` };
+          stopped = true;
+        } else p.decided = { status: failed ? 'ok' : changed ? 'changed' : 'ok', reason: failed ? `failed (ignored)` : p.plan.reason };
+      } else if (failed && !p.step.task.ignoreErrors) stopped = true;
+    }
+  };
+
   for (const step of program.steps) {
+    if (stopped) break;
     if (step.skipped) {
       planned.push({ step });
+      register(step, registeredValue(step.task.register ?? '', { changed: false, skipped: true, msg: step.skipped }));
       continue;
     }
     if (step.handler && !notified.has(step.handlerId!)) continue;
+    if (step.deferredWhen) {
+      let verdict: string | boolean | undefined;
+      for (let attempt = 0; attempt < 2 && verdict === undefined; attempt++) {
+        try {
+          const no = step.deferredWhen.find((w) => !evaluateCondition(w, conditionVars(step)));
+          verdict = no === undefined ? true : `when: ${String(no)}`;
+        } catch (err) {
+          if (!(err instanceof NeedsRun)) {
+            planError = { step, message: errorMessage(err) };
+            break;
+          }
+          if (check || attempt > 0) verdict = `when: ${err.message}${check ? ' (check mode runs nothing)' : ''}`;
+          else {
+            await flush();
+            if (stopped) break;
+          }
+        }
+      }
+      if (planError || stopped) break;
+      if (verdict !== true) {
+        planned.push({ step, skipReason: String(verdict) });
+        register(step, registeredValue(step.task.register ?? '', { changed: false, skipped: true, msg: String(verdict) }));
+        continue;
+      }
+    }
     try {
       const op = operations.get(step.task.module)!;
       const plan = op.plan(step.args, { facts: store, vars: {}, check, wantDiff: !!options.diff });
       for (const [ref, value] of plan.effects ?? []) store.set(ref, value);
-      if (plan.commands.length && !(plan.changedWhen && 'always' in plan.changedWhen && !plan.changedWhen.always)) {
+      if (plan.commands.length && changesBy(plan)) {
         for (const n of step.notify) notified.add(n);
       }
       planned.push({ step, plan });
+      register(step, predicted(step, plan));
+      if (!check && step.task.failedWhen !== undefined && plan.commands.length) await flush();
     } catch (err) {
       planError = { step, message: errorMessage(err) };
       break;
@@ -291,55 +434,31 @@ async function runHost(
   if (check) {
     for (const p of planned) {
       if (p.step.skipped) report(p.step, 'skipped', p.step.skipped);
-      else if (p.plan!.commands.length && !(p.plan!.changedWhen && 'always' in p.plan!.changedWhen && !p.plan!.changedWhen.always)) report(p.step, 'changed', p.plan!.reason, eventFor(p));
+      else if (p.skipReason) report(p.step, 'skipped', p.skipReason);
+      else if (p.plan!.checkSkipped) report(p.step, 'skipped', p.plan!.checkSkipped, eventFor(p));
+      else if (p.plan!.commands.length && changesBy(p.plan!) && p.step.task.changedWhen !== false) report(p.step, 'changed', p.plan!.reason, eventFor(p));
       else report(p.step, 'ok', p.plan!.reason, eventFor(p));
     }
     if (planError) failPlan(planError);
     return finish();
   }
 
-  // Round trip 2: the whole plan as one script. Steps that need nothing are reported ok at once.
-  const steps: ScriptStep[] = [];
-  for (const p of planned) {
-    if (p.step.skipped || !p.plan!.commands.length) continue;
-    steps.push({
-      id: p.step.index,
-      commands: p.plan!.commands,
-      changedWhen: p.plan!.changedWhen,
-      notify: p.step.notify,
-      ignoreErrors: p.step.task.ignoreErrors,
-      ...(p.step.handler ? { guard: p.step.handlerId! } : {}),
-    });
-  }
-  let records = new Map<number, ReturnType<typeof parseApplyRecords>['records'][number]>();
-  let scriptFailure: string | undefined;
-  if (steps.length) {
-    const applyNonce = newNonce();
-    try {
-      const result = await conn.run(applyScript(applyNonce, steps), { become, becomeUser: host.connection.becomeUser });
-      const parsed = parseApplyRecords(result.stdout, applyNonce);
-      records = new Map(parsed.records.map((r) => [r.id, r]));
-      const last = parsed.records[parsed.records.length - 1];
-      if (!parsed.complete && !(last && last.exitCode !== 0)) {
-        scriptFailure = `the apply script stopped (exit ${result.exitCode}${result.signal ? `, signal ${result.signal}` : ''}): ${result.stderr.trim().slice(-500)}`;
-      }
-    } catch (err) {
-      if (err instanceof UnreachableError) {
-        summary.unreachable = true;
-        summary.error = err.message;
-      } else scriptFailure = errorMessage(err);
-    }
-  }
+  // The last (usually the only) apply round trip: the whole plan as one script.
+  if (!stopped) await flush();
 
-  let stopped = false;
+  let reportedStop = false;
   for (const p of planned) {
-    if (stopped) break;
+    if (reportedStop) break;
     if (p.step.skipped) {
       report(p.step, 'skipped', p.step.skipped);
       continue;
     }
+    if (p.skipReason) {
+      report(p.step, 'skipped', p.skipReason);
+      continue;
+    }
     if (!p.plan!.commands.length) {
-      report(p.step, 'ok', p.plan!.reason, eventFor(p));
+      report(p.step, p.step.task.changedWhen === true ? 'changed' : 'ok', p.plan!.reason, eventFor(p));
       continue;
     }
     const rec = records.get(p.step.index);
@@ -349,23 +468,31 @@ async function runHost(
         report(p.step, 'failed', scriptFailure ?? summary.error ?? 'not run', { ...eventFor(p) });
         summary.error ??= `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}): ${scriptFailure}`;
       }
-      stopped = true;
+      reportedStop = true;
+      continue;
+    }
+    const ev = { ...eventFor(p), exitCode: rec.exitCode, ...(rec.stdout ? { stdout: rec.stdout } : {}), ...(rec.stderr && rec.exitCode !== 0 ? { stderr: rec.stderr } : {}) };
+    if (p.decided) {
+      report(p.step, p.decided.status, p.decided.reason ?? p.plan!.reason, ev);
+      if (p.decided.status === 'failed') {
+        summary.error = `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}) failed: ${p.decided.reason}`;
+        reportedStop = true;
+      }
       continue;
     }
     if (rec.exitCode !== 0) {
-      const ev = { ...eventFor(p), exitCode: rec.exitCode, stdout: rec.stdout, stderr: rec.stderr };
       if (p.step.task.ignoreErrors) {
         report(p.step, 'ok', `failed with exit code ${rec.exitCode} (ignored)`, ev);
         continue;
       }
       report(p.step, 'failed', `exit code ${rec.exitCode}`, ev);
       summary.error = `${host.name}: task "${p.step.name}" (${p.step.task.file}:${p.step.task.line}) failed with exit code ${rec.exitCode}`;
-      stopped = true;
+      reportedStop = true;
       continue;
     }
     report(p.step, rec.changed ? 'changed' : 'ok', p.plan!.reason, { ...eventFor(p), ...(rec.stdout ? { stdout: rec.stdout } : {}) });
   }
-  if (planError && !stopped) failPlan(planError);
+  if (planError && !reportedStop) failPlan(planError);
   return finish();
 
   function failPlan(e: { step: ProgramStep | undefined; message: string }) {

@@ -60,6 +60,8 @@ export interface Plan {
    * A command operation may decide after running (changed_when); see `changedWhen`.
    */
   changedWhen?: ChangedWhen;
+  /** In check mode: report the task skipped with this reason (Ansible's command without creates/removes). */
+  checkSkipped?: string;
 }
 
 /** Decided from the command's result, on the control machine. */

@@ -24,7 +24,8 @@ test.serial('check predicts the first run exactly; the second run changes nothin
   t.is(first.result.exitCode, 0, JSON.stringify(first.hosts.map((h) => h.error)));
   for (const h of lab.hosts) {
     t.true(first.changed(h.name).length >= 6, `${h.name} changed ${first.changed(h.name)}`);
-    t.deepEqual(predicted.changed(h.name), first.changed(h.name), `check mode on ${h.name} predicts the real run`);
+    // a command without creates/removes is skipped in check mode, as in Ansible (the handler "record restart")
+    t.deepEqual(predicted.changed(h.name), first.changed(h.name).filter((n) => n !== 'record restart'), `check mode on ${h.name} predicts the real run`);
   }
   // the handler ran exactly once, on every host
   for (const h of lab.hosts) {

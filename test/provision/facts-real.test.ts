@@ -188,9 +188,9 @@ test('lineinfile and cron: file edits applied for real; a second plan is empty',
   // cron writes into /etc/cron.d: a file of this test's own, removed by state=absent at the end.
   const cronFile = `/etc/cron.d/${UNIQUE}`;
   t.teardown(() => rm(cronFile, { force: true }));
-  await applyAndReplan(t, 'cron', { name: 'reclaim', cron_file: UNIQUE, minute: '*/15', job: '/bin/true' });
+  await applyAndReplan(t, 'cron', { name: 'reclaim', cron_file: UNIQUE, user: 'root', minute: '*/15', job: '/bin/true' });
   await applyAndReplan(t, 'cron', { name: 'boot', cron_file: UNIQUE, special_time: 'reboot', job: '/bin/true boot' });
-  t.is(await readFile(cronFile, 'utf8'), '#vzsb: reclaim\n*/15 * * * * root /bin/true\n#vzsb: boot\n@reboot root /bin/true boot\n');
+  t.is(await readFile(cronFile, 'utf8'), '#Ansible: reclaim\n*/15 * * * * root /bin/true\n#Ansible: boot\n@reboot root /bin/true boot\n');
   t.is((await stat(cronFile)).mode & 0o777, 0o644);
   await applyAndReplan(t, 'cron', { name: 'reclaim', cron_file: UNIQUE, state: 'absent' });
   await applyAndReplan(t, 'cron', { name: 'boot', cron_file: UNIQUE, state: 'absent' });
@@ -209,7 +209,7 @@ test('sysctl: live value and file, in a network namespace of this test', async (
   t.is(await live(), '0');
   await applyAndReplan(t, 'sysctl', { name: 'net.ipv4.ip_forward', value: 1, sysctl_file: file }, inNetns());
   t.is(await live(), '1');
-  t.is(await readFile(file, 'utf8'), 'net.ipv4.ip_forward = 1\n');
+  t.is(await readFile(file, 'utf8'), 'net.ipv4.ip_forward=1\n');
 });
 
 test('nftables: checked, applied atomically, idempotent; a bad ruleset keeps file and rules', async (t) => {

@@ -9,7 +9,7 @@ test('facts script: one record per fact, robust to output without newlines', asy
   const records = parseRecords(r.stdout, 'N1');
   t.is(records.get('0'), 'yes');
   t.is(records.get('1'), 'no');
-  t.regex(records.get('2') ?? '', /^file \d+ \w+ \w+ \d+\n[0-9a-f]{64}$/);
+  t.regex(records.get('2') ?? '', /^file \d+ \w+ \w+ \d+ \d+ \d+ \d+ \d+\n[0-9a-f]{64}$/);
   t.true(records.has('os') && records.has('pending') && records.has('end'));
 });
 
@@ -72,5 +72,5 @@ test('content fact: an empty file reads as empty, not as the word "present"', as
   const r = await run('sh', ['-s'], { input: factsScript('N3', refs) });
   const records = parseRecords(r.stdout, 'N3');
   const content = factModules.get('content')!;
-  t.deepEqual(refs.map((ref, i) => content.parse(records.get(String(i)) ?? '', ref.arg)), ['', 'present\n', null]);
+  t.deepEqual(refs.map((ref, i) => content.parse(records.get(String(i)) ?? '', ref.arg)), [Buffer.alloc(0), Buffer.from('present\n'), null]);
 });

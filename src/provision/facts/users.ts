@@ -14,8 +14,13 @@ export type UserState =
       comment: string;
       home: string;
       shell: string;
-      /** The password field starts with "!" (only that first character is read, never the hash). */
+      /** The password field starts with "!". */
       locked: boolean;
+      /** sha256 of the password field (the hash itself is never read into vzsb). */
+      passwordDigest?: string;
+      /** Account expiry in days since 1970 (shadow field 8), -1 when none. */
+      expireDays?: number;
+      homeExists?: boolean;
     };
 
 export type GroupState = { exists: false } | { exists: true; gid: number; members: string[] };
@@ -25,7 +30,11 @@ export const userFact: FactModule<UserState> = {
   name: 'user',
   command: (name) => {
     const n = quote(name);
-    return `( if e=$(getent passwd ${n} </dev/null); then printf 'passwd=%s\\nprimary=%s\\ngroups=%s\\nshadow=%s\\n' "$e" "$(id -gn ${n} 2>/dev/null)" "$(id -Gn ${n} 2>/dev/null)" "$(getent shadow ${n} 2>/dev/null </dev/null | cut -d: -f2 | cut -c1)"; else echo absent; fi )`;
+    return [
+      `( if e=$(getent passwd ${n} </dev/null); then s=$(getent shadow ${n} 2>/dev/null </dev/null);`,
+      `printf 'passwd=%s\\nprimary=%s\\ngroups=%s\\nshadow=%s\\ndigest=%s\\nexpire=%s\\n' "$e" "$(id -gn ${n} 2>/dev/null)" "$(id -Gn ${n} 2>/dev/null)" "$(printf %s "$s" | cut -d: -f2 | cut -c1)" "$(printf %s "$s" | cut -d: -f2 | sha256sum | cut -c1-64)" "$(printf %s "$s" | cut -d: -f8)";`,
+      `if [ -e "$(printf %s "$e" | cut -d: -f6)" ]; then echo home=yes; else echo home=no; fi; else echo absent; fi )`,
+    ].join(' ');
   },
   parse(stdout) {
     const kv = keyValues(stdout);
@@ -34,7 +43,21 @@ export const userFact: FactModule<UserState> = {
     const [, , uid = '', gid = '', comment = '', home = '', shell = ''] = passwd.split(':');
     const group = kv.get('primary') ?? '';
     const groups = (kv.get('groups') ?? '').split(/\s+/).filter((g) => g && g !== group).sort();
-    return { exists: true, uid: Number(uid), gid: Number(gid), group, groups, comment, home, shell, locked: kv.get('shadow') === '!' };
+    const expire = kv.get('expire');
+    return {
+      exists: true,
+      uid: Number(uid),
+      gid: Number(gid),
+      group,
+      groups,
+      comment,
+      home,
+      shell,
+      locked: kv.get('shadow') === '!',
+      ...(kv.get('digest') ? { passwordDigest: kv.get('digest')! } : {}),
+      expireDays: expire && /^-?\d+$/.test(expire) ? Number(expire) : -1,
+      homeExists: kv.get('home') === 'yes',
+    };
   },
 };
 

@@ -2,12 +2,14 @@ import { z } from 'zod';
 import type { GroupState } from '../facts/users.js';
 import { quote } from '../shell.js';
 import type { FactRef, Operation } from '../types.js';
-import { accountName } from './user.js';
+import { accountName, idSchema } from './user.js';
 
 const args = z.strictObject({
   name: accountName,
   state: z.enum(['present', 'absent']).default('present'),
-  gid: z.number().int().min(0).optional(),
+  gid: idSchema.optional(),
+  /** With gid: allow a gid another group has (groupadd/groupmod -o). */
+  non_unique: z.boolean().default(false),
   system: z.boolean().default(false),
 });
 export type GroupArgs = z.infer<typeof args>;
@@ -27,7 +29,7 @@ export const groupOperation: Operation<GroupArgs> = {
       return { commands: [{ kind: 'shell', script: `groupdel ${n}` }], reason: `remove group ${a.name}`, effects: [[groupRef(a.name), { exists: false }]] };
     }
     if (!current.exists) {
-      const opts = [...(a.gid !== undefined ? [`-g ${a.gid}`] : []), ...(a.system ? ['-r'] : [])];
+      const opts = [...(a.gid !== undefined ? [`-g ${a.gid}${a.non_unique ? ' -o' : ''}`] : []), ...(a.system ? ['-r'] : [])];
       return {
         commands: [{ kind: 'shell', script: ['groupadd', ...opts, n].join(' ') }],
         reason: `create group ${a.name}`,
@@ -36,7 +38,7 @@ export const groupOperation: Operation<GroupArgs> = {
     }
     if (a.gid !== undefined && a.gid !== current.gid) {
       return {
-        commands: [{ kind: 'shell', script: `groupmod -g ${a.gid} ${n}` }],
+        commands: [{ kind: 'shell', script: `groupmod -g ${a.gid}${a.non_unique ? ' -o' : ''} ${n}` }],
         reason: `group ${a.name}: gid ${current.gid} -> ${a.gid}`,
         effects: [[groupRef(a.name), { ...current, gid: a.gid }]],
       };

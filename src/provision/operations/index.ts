@@ -1,5 +1,5 @@
 import type { Operation } from '../types.js';
-import { commandOperation } from './command.js';
+import { commandOperation, shellOperation } from './command.js';
 import { copyOperation } from './copy.js';
 import { cronOperation } from './cron.js';
 import { fileOperation } from './file.js';
@@ -19,7 +19,7 @@ export const operations: ReadonlyMap<string, Operation> = new Map<string, Operat
   ['copy', copyOperation],
   ['template', templateOperation],
   ['command', commandOperation],
-  ['shell', commandOperation],
+  ['shell', shellOperation],
   ['package', packageOperation],
   ['apt', packageOperation],
   ['dnf', packageOperation],

@@ -7,7 +7,7 @@ import { pyyamlTags } from '../inventory/yaml-source.js';
 import type { Play, Playbook, Task } from './model.js';
 
 const PLAY_KEYS = new Set(['name', 'hosts', 'become', 'become_user', 'vars', 'defaults', 'serial', 'max_fail_percentage', 'tags', 'tasks', 'handlers', 'gather_facts', 'pre_tasks', 'post_tasks']);
-const TASK_KEYS = new Set(['name', 'tags', 'when', 'notify', 'loop', 'with_items', 'loop_control', 'ignore_errors', 'become', 'register', 'args', 'changed_when', 'no_log']);
+const TASK_KEYS = new Set(['name', 'tags', 'when', 'notify', 'loop', 'with_items', 'loop_control', 'ignore_errors', 'become', 'register', 'args', 'changed_when', 'failed_when', 'no_log']);
 
 export interface LoadOptions {
   /** Module names the runner knows (for "unknown module" errors). */
@@ -180,7 +180,14 @@ function parseTask(node: Node, at: string, ctx: Ctx, handler: boolean): Task {
   const extra = raw.args;
   if (extra !== undefined && (typeof extra !== 'object' || extra === null || Array.isArray(extra))) fail(map, `${at}.args`, 'expected a mapping');
   const merged: Record<string, unknown> = { ...(args as object), ...((extra as object) ?? {}) };
-  if (raw.changed_when !== undefined) merged.changed_when = changedWhen(raw.changed_when);
+  // changed_when: a command's simple forms are decided on the host; any other condition by the runner
+  let changedExpr: string | boolean | undefined;
+  if (raw.changed_when !== undefined) {
+    const simple = changedWhen(raw.changed_when);
+    if ((module === 'command' || module === 'shell') && (typeof simple === 'boolean' || (simple !== null && typeof simple === 'object'))) merged.changed_when = simple;
+    else changedExpr = condition(raw.changed_when, () => fail(map, `${at}.changed_when`, `expected a condition, got ${describe(raw.changed_when)}`));
+  }
+  const failedExpr = raw.failed_when === undefined ? undefined : condition(raw.failed_when, () => fail(map, `${at}.failed_when`, `expected a condition, got ${describe(raw.failed_when)}`));
   if (raw.no_log !== undefined && (module === 'command' || module === 'shell')) merged.no_log = raw.no_log;
   const loop = raw.loop ?? raw.with_items;
   const loopControl = (raw.loop_control ?? {}) as Record<string, unknown>;
@@ -200,6 +207,8 @@ function parseTask(node: Node, at: string, ctx: Ctx, handler: boolean): Task {
     ignoreErrors: raw.ignore_errors === undefined ? false : bool(raw.ignore_errors, () => fail(map, `${at}.ignore_errors`, 'expected a boolean')),
     become: raw.become === undefined ? undefined : bool(raw.become, () => fail(map, `${at}.become`, 'expected a boolean')),
     register: typeof raw.register === 'string' ? raw.register : undefined,
+    ...(changedExpr !== undefined ? { changedWhen: changedExpr } : {}),
+    ...(failedExpr !== undefined ? { failedWhen: failedExpr } : {}),
     file: ctx.shown,
     line: ctx.lineOf(map),
   };
@@ -229,6 +238,13 @@ function changedWhen(v: unknown): unknown {
     if (m) return m[2] ? { stdout_not_contains: m[1] } : { stdout_contains: m[1] };
   }
   return v;
+}
+
+/** A condition: a string, a boolean, or a list (all must hold), as Ansible's changed_when/failed_when. */
+function condition(v: unknown, onError: () => never): string | boolean {
+  if (typeof v === 'boolean' || typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'boolean')) return v.map((x) => `(${String(x)})`).join(' and ');
+  return onError();
 }
 
 function firstArg(args: Record<string, unknown>): string {

@@ -13,6 +13,9 @@ export interface Task {
   ignoreErrors: boolean;
   become: boolean | undefined;
   register: string | undefined;
+  /** changed_when / failed_when as conditions, decided after the task ran (see registered.ts). */
+  changedWhen?: string | boolean;
+  failedWhen?: string | boolean;
   /** Where it was written, for error messages: "playbooks/site.yaml:12". */
   file: string;
   line: number;

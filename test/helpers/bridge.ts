@@ -1,4 +1,5 @@
 import { run, runChecked } from '../../src/common/exec.js';
+import { removeCgroupTree } from './cgroups.js';
 import type { LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
 
 /**
@@ -22,6 +23,7 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
   const remove = async () => {
     await run('ip', ['link', 'del', name]);
     await run('nft', ['delete', 'table', 'inet', table]);
+    await removeCgroupTree(testParentCgroup(name));
   };
   await remove(); // leftovers of a killed run
   await runChecked('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
@@ -48,7 +50,16 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
   };
 }
 
-/** An LXC driver configuration on a test bridge: containers at .10-.250, no limits unless given. */
+/** The parent cgroup of the containers on a test bridge (removed with the bridge). */
+export function testParentCgroup(bridgeName: string): string {
+  return `vzsb-test-${bridgeName}`;
+}
+
+/**
+ * An LXC driver configuration on a test bridge: containers at .10-.250, no limits unless
+ * given, and its own parent cgroup. Unprivileged when `idmap` is given (the caller grants
+ * root the block: idBlock() says which); otherwise privileged, explicitly.
+ */
 export function lxcConfigOn(
   bridge: TestBridge,
   fields: Pick<LxcDriverConfig, 'prefix' | 'lxcPath' | 'baseName'> & Partial<LxcDriverConfig>,
@@ -62,6 +73,8 @@ export function lxcConfigOn(
     limits: {},
     packages: [],
     startTimeoutMs: 10_000,
+    privileged: fields.idmap === undefined,
+    parentCgroup: { name: testParentCgroup(bridge.name), memoryReserveMiB: 1024, pidsMax: 32768 },
     ...fields,
   };
 }

@@ -42,6 +42,6 @@ test.serial('openvz prlctl: create names the container, sets address, hostname, 
   const conf = JSON.parse(await readFile(join(fake.stateDir, 'conf', confs.find((f) => f.includes('-'))!), 'utf8'));
   t.is(conf.name, id);
   t.is(conf.hostname, id);
-  t.deepEqual(conf.resources, { memsize: '256', cpuunits: '1000', nproc: '256' });
+  t.deepEqual(conf.resources, { memsize: '256', swappages: String(64 * 256), cpuunits: '1000', cpulimit: '150', cpumask: '0-1', nproc: '256' });
   t.regex(conf.description, /^ssh-ed25519 /);
 });

@@ -73,6 +73,8 @@ export interface LxcDriverConfig {
    * logged loudly at every start. Never for students who are not trusted (docs/drivers.md).
    */
   privileged?: boolean | undefined;
+  /** unprivileged: make the lower layers of slots 0..n-1 in the background after prepare (the pool's max) */
+  prewarmSlots?: number | undefined;
   /** the parent cgroup of all containers (default "vzsandbox", reserve 1024 MiB, 32768 tasks) */
   parentCgroup?: LxcParentCgroup | undefined;
   /**
@@ -141,6 +143,7 @@ export const lxcDriverConfigSchema = z
       .strict()
       .default({ start: DEFAULT_ID_BLOCK_START }),
     privileged: z.boolean().default(false),
+    prewarmSlots: z.number().int().min(0).max(1000).default(0),
     parentCgroup: z
       .object({
         name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(\/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){0,3}$/, 'expected a relative cgroup path like "vzsandbox"').default('vzsandbox'),

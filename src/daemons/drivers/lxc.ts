@@ -13,6 +13,7 @@ import {
   containerIdRange,
   detectCgroupVersion,
   idBlock,
+  ipToInt,
   isContainerId,
   KEYS_DIR,
   KEYS_MOUNT,
@@ -104,6 +105,10 @@ export class LxcDriver implements ContainerDriver {
   private readonly sysClassNet: string;
   private recordSeq = 0;
   private preparing: Promise<void> | undefined;
+  /** slot lower layers being made, by path */
+  private readonly slotBuilds = new Map<string, Promise<string>>();
+  /** the base tree whose slots the prewarm is making */
+  private prewarmed: string | undefined;
   /** whether the kernel accounts swap per cgroup (known after prepare; assumed until then) */
   private swapAccounting = true;
 
@@ -173,9 +178,11 @@ export class LxcDriver implements ContainerDriver {
 
   prepare(): Promise<void> {
     // One build at a time in this process; concurrent callers share it.
-    this.preparing ??= this.prepareBase().finally(() => {
-      this.preparing = undefined;
-    });
+    this.preparing ??= this.prepareBase()
+      .then(() => this.prewarm())
+      .finally(() => {
+        this.preparing = undefined;
+      });
     return this.preparing;
   }
 
@@ -317,14 +324,45 @@ export class LxcDriver implements ContainerDriver {
     if (!range) return baseTree;
     const tree = `${baseTree}-u${range.start}`;
     if (existsSync(tree)) return tree;
+    // One build per tree: a create and the prewarm asking for the same slot share it.
+    let build = this.slotBuilds.get(tree);
+    if (!build) {
+      build = this.buildSlotTree(baseTree, tree, range.start, id).finally(() => this.slotBuilds.delete(tree));
+      this.slotBuilds.set(tree, build);
+    }
+    return build;
+  }
+
+  private async buildSlotTree(baseTree: string, tree: string, start: number, id: string): Promise<string> {
     const started = performance.now();
     const building = `${tree}.building`;
     await rm(building, { recursive: true, force: true });
-    await this.must(await this.runner('cp', ['-a', '--reflink=auto', baseTree, building]), 'E_DRIVER_RUNTIME', `copying the base for id range ${range.start}`);
-    await shiftOwnership(building, range.start);
+    await this.must(await this.runner('cp', ['-a', '--reflink=auto', baseTree, building]), 'E_DRIVER_RUNTIME', `copying the base for id range ${start}`);
+    await shiftOwnership(building, start);
     await rename(building, tree);
-    this.log.info('slot_base_made', { container: id, idStart: range.start, durationMs: Math.round(performance.now() - started) });
+    this.log.info('slot_base_made', { container: id, idStart: start, durationMs: Math.round(performance.now() - started) });
     return tree;
+  }
+
+  /**
+   * After prepare, the lower layers of slots 1..prewarmSlots (the numbers the pool uses) are made in the
+   * background, one at a time, so that a lease that has to build a container for a slot not
+   * used before does not wait for a copy of the base.
+   */
+  private prewarm(): void {
+    const count = this.config.prewarmSlots ?? 0;
+    if (!this.unprivileged || count <= 0) return;
+    const baseTree = this.baseRootfs(this.baseDefinitionHash());
+    if (this.prewarmed === baseTree) return;
+    this.prewarmed = baseTree;
+    // The pool numbers containers from 1; suffix 0 is a valid slot it does not use.
+    const last = Math.min(count, ipToInt(this.config.lastAddress) - ipToInt(this.config.firstAddress));
+    void (async () => {
+      for (let n = 1; n <= last; n++) {
+        if (this.prewarmed !== baseTree) return; // a newer base took over
+        await this.slotLower(baseTree, `${this.config.prefix}${n}`).catch((err: unknown) => this.log.warn('slot_prewarm_failed', { slot: n, error: err }));
+      }
+    })();
   }
 
   private async checkLxcPath(): Promise<void> {

@@ -10,7 +10,7 @@
  * all removed at the end.
  *   node --import tsx bench/hypervisor.ts [LEASES=100] [RESETS=50] [STANDBY=10] [BUILD_CONCURRENCY=4]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -26,6 +26,7 @@ import { LeaseStore } from '../src/daemons/hypervisor/lease-store.js';
 import { HypervisorMetrics } from '../src/daemons/hypervisor/metrics.js';
 import { Pool, type Capacity } from '../src/daemons/hypervisor/pool.js';
 import { createTestBridge, lxcConfigOn } from '../test/helpers/bridge.js';
+import { grantRootSubIds } from '../test/helpers/subids.js';
 import { fmtMs, percentile } from './stats.js';
 
 const LEASES = Number(process.argv[2] ?? 100);
@@ -38,8 +39,12 @@ const TOKEN = 'bench-token-0123456789abcdef';
 
 const bridge = await createTestBridge(INDEX);
 const work = await mkdtemp(join(tmpdir(), 'vzsb-bench-hyp-'));
+await chmod(work, 0o711); // container roots (unprivileged) traverse to their rootfs
 const logger = process.env.VZSB_BENCH_LOG ? createLogger({ level: 'debug' }) : silentLogger;
-const driverOptions = lxcConfigOn(bridge, { prefix: PREFIX, lxcPath: join(work, 'lxc'), baseName: 'vzhbbase', firstAddress: bridge.address(2) });
+// Unprivileged containers, each with its own 65536 ids from the block at 300000000 (249 slots: .2-.250).
+const IDMAP = { start: 300_000_000, count: 249 * 65536 };
+const releaseSubIds = await grantRootSubIds(IDMAP.start, IDMAP.count);
+const driverOptions = lxcConfigOn(bridge, { prefix: PREFIX, lxcPath: join(work, 'lxc'), baseName: 'vzhbbase', firstAddress: bridge.address(2), idmap: IDMAP });
 const driver = new LxcDriver({ config: lxcDriverConfigSchema.parse(driverOptions), logger });
 const config = parseHypervisorConfig({
   listen: { host: '127.0.0.1', port: 0 },
@@ -123,6 +128,7 @@ try {
   await run('lxc-destroy', ['-P', join(work, 'lxc'), '-n', 'vzhbbase']);
   await rm(work, { recursive: true, force: true });
   await bridge.remove();
+  await releaseSubIds();
 }
 
 function idle(c: Capacity): boolean {

@@ -19,8 +19,11 @@ export function labInventoryYaml(lab: Lab, options: LabInventoryOptions = {}): s
   for (const h of lab.hosts) {
     for (const g of h.groups ?? []) {
       // Each hypervisor's containers get their own network, only inside that host; the
-      // gateways reach it through the hypervisor's lab address.
-      const vars = g === 'hypervisors' ? { container_subnet: `10.250.${++hypervisors}.0/24` } : null;
+      // gateways reach it through the hypervisor's lab address. Lab hosts share this
+      // machine's kernel, so each hypervisor also gets its own block of container ids
+      // (separate machines may all use the default block).
+      const n = g === 'hypervisors' ? ++hypervisors : 0;
+      const vars = n ? { container_subnet: `10.250.${n}.0/24`, container_idmap_start: 1_000_000_000 + (n - 1) * 16_777_216 } : null;
       (children[g] ??= { hosts: {} }).hosts[h.name] = vars;
     }
   }

@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
 import { LxcDriver } from '../../src/daemons/drivers/lxc.js';
+import { removeCgroupTree } from '../helpers/cgroups.js';
 
 // manageBridge: the daemon makes its own bridge at start (hosts deployed by vzsb have no other
 // network configuration for it). Unique to this file: bridge vzsbt51, 10.231.51.0/24, "vzl51-N".
 const BRIDGE = 'vzsbt51';
+const PARENT_CGROUP = 'vzsb-test-vzsbt51';
 let lxcPath: string | undefined;
 let driver: LxcDriver | undefined;
 
@@ -16,6 +18,7 @@ test.after.always(async () => {
   await driver?.destroy('vzl51-1').catch(() => {});
   if (lxcPath) await rm(lxcPath, { recursive: true, force: true });
   await run('ip', ['link', 'del', BRIDGE]);
+  await removeCgroupTree(PARENT_CGROUP);
 });
 
 test('prepare makes a missing bridge with a fixed MAC and the gateway address; containers answer on it', async (t) => {
@@ -26,6 +29,8 @@ test('prepare makes a missing bridge with a fixed MAC and the gateway address; c
       prefix: 'vzl51-', lxcPath, baseName: 'vzl51base', bridge: BRIDGE, manageBridge: true,
       subnet: '10.231.51.0/24', gateway: '10.231.51.1', firstAddress: '10.231.51.10', lastAddress: '10.231.51.250',
       limits: {}, packages: [], startTimeoutMs: 20_000,
+      // what this file tests needs no id map; its own parent cgroup, removed afterwards
+      privileged: true, parentCgroup: { name: PARENT_CGROUP, memoryReserveMiB: 1024, pidsMax: 32768 },
     },
   });
   await driver.prepare();

@@ -1,19 +1,20 @@
 import test from 'ava';
 import { chmod, lstat, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import ssh2 from 'ssh2';
 import { runDriverConformance, sshExec, sshLogin } from '../../src/daemons/drivers/conformance.js';
 import { runChecked } from '../../src/common/exec.js';
 import { cgroupPathOf, LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { detectCgroupVersion, type LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
+import { LAB_HOST_PACKAGES } from '../../src/lab/packages.js';
 import { createTestBridge, lxcConfigOn, type TestBridge } from '../helpers/bridge.js';
 import { grantRootSubIds } from '../helpers/subids.js';
 
 // Unique to this file: bridge vzsbt11 / 10.231.11.0/24, containers "vzl11-N", own lxcPath,
-// unprivileged containers on host ids 1100000-1165535.
+// unprivileged containers, each with 65536 ids of its own from the block at 100000000.
 const INDEX = 11;
-const IDMAP = { start: 1_100_000, count: 65536 };
+const IDMAP = { start: 100_000_000, count: 241 * 65536 };
 const PREFIX = `vzl${INDEX}-`;
 // Small enough to fill quickly: 128 MiB, 4096 inodes per container.
 const QUOTA = { diskMiB: 128, inodes: 4096 };
@@ -57,6 +58,8 @@ test.serial.after.always(async () => {
 });
 
 const own = (n: number) => `${PREFIX}${100 + n}`;
+/** The first host id of a container's own range: slot = its numeric suffix. */
+const rangeStart = (id: string) => IDMAP.start + Number(id.slice(PREFIX.length)) * 65536;
 
 test.serial('lxc: limits and the derived address are in the clone config', async (t) => {
   const id = own(1);
@@ -78,12 +81,13 @@ test.serial('lxc: the memory and pids limits are in force on the running contain
   // Read from the host: the container's init pid, its cgroup, the kernel's limit files.
   const pid = (await runChecked('lxc-info', ['-P', lxcPath!, '-n', id, '-p', '-H'])).stdout.trim();
   const membership = await readFile(`/proc/${pid}/cgroup`, 'utf8');
+  // The processes are one level below the cgroup that holds the limits (lxc.cgroup.dir.container.inner).
   if (detectCgroupVersion() === 2) {
-    const path = cgroupPathOf(membership, 2)!;
+    const path = dirname(cgroupPathOf(membership, 2)!);
     t.is((await readFile(join('/sys/fs/cgroup', path, 'pids.max'), 'utf8')).trim(), '512');
     t.is((await readFile(join('/sys/fs/cgroup', path, 'memory.max'), 'utf8')).trim(), '268435456');
   } else {
-    const path = cgroupPathOf(membership, 1)!;
+    const path = dirname(cgroupPathOf(membership, 1)!);
     t.is((await readFile(join('/sys/fs/cgroup/pids', path, 'pids.max'), 'utf8')).trim(), '512');
     t.is((await readFile(join('/sys/fs/cgroup/memory', path, 'memory.limit_in_bytes'), 'utf8')).trim(), '268435456');
     t.is((await readFile(join('/sys/fs/cgroup/cpu', path, 'cpu.shares'), 'utf8')).trim(), '512');
@@ -101,7 +105,7 @@ test.serial('lxc: authorizeKey writes the host\'s key directory, which the conta
   t.is(await readFile(onHost, 'utf8'), keys.public + '\n');
   const st = await stat(onHost);
   t.is(st.mode & 0o777, 0o644);
-  t.is(st.uid, IDMAP.start, 'owned by the container\'s root, as sshd\'s StrictModes wants');
+  t.is(st.uid, rangeStart(id), 'owned by the container\'s root, as sshd\'s StrictModes wants');
   await driver.start(id);
   t.is((await driver.exec(id, ['cat', '/etc/ssh/vzsb-keys/root'])).stdout, keys.public + '\n');
   const write = await driver.exec(id, ['/bin/sh', '-c', 'echo x > /etc/ssh/vzsb-keys/root; touch /etc/ssh/vzsb-keys/other; mount -o remount,rw /etc/ssh/vzsb-keys']);
@@ -183,9 +187,10 @@ test.serial('lxc: a changed base definition builds a new tree; running clones of
   await driver.create(old);
   t.teardown(() => driver.destroy(old));
   await driver.start(old);
-  // Another definition of the same base: the privileged variant (no id map).
-  const { idmap: _unused, ...privileged } = config();
-  const other = new LxcDriver({ config: privileged });
+  // Another definition of the same base: more packages (the lab hosts' list, whose root
+  // filesystem the lab tests build on this machine anyway), and privileged containers.
+  const { idmap: _unused, ...rest } = config();
+  const other = new LxcDriver({ config: { ...rest, privileged: true, packages: [...LAB_HOST_PACKAGES] } });
   await other.prepare();
   const after = await treeOf();
   t.not(after, before);
@@ -201,7 +206,7 @@ test.serial('lxc: a changed base definition builds a new tree; running clones of
   // Back to this file's definition: its complete tree is reused, the unused one removed.
   await driver.prepare();
   t.is(await treeOf(), before);
-  t.deepEqual((await readdir(base)).filter((n) => n.startsWith('rootfs')), [before.split('/').pop()]);
+  t.deepEqual((await readdir(base)).filter((n) => /^rootfs-[0-9a-f]{16}$/.test(n)), [before.split('/').pop()]);
   await rm(marker);
 });
 
@@ -212,7 +217,7 @@ test.serial('lxc: the container root is an unprivileged host uid; setuid bits su
   await driver.start(id);
   const pid = (await runChecked('lxc-info', ['-P', lxcPath!, '-n', id, '-p', '-H'])).stdout.trim();
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  t.regex(status, new RegExp(`^Uid:\\s+${IDMAP.start}\\s`, 'm'), 'sshd (the init) runs as the mapped uid on the host');
+  t.regex(status, new RegExp(`^Uid:\\s+${rangeStart(id)}\\s`, 'm'), 'sshd (the init) runs as the mapped uid on the host');
   const inside = await driver.exec(id, ['/bin/sh', '-c', 'id -u; cat /proc/self/uid_map; stat -c %a:%u /usr/bin/passwd /root /']);
-  t.is(inside.stdout.split("\n").map((l) => l.trim().replace(/\s+/g, " ")).join("\n").trim(), `0\n0 ${IDMAP.start} ${IDMAP.count}\n4755:0\n700:0\n755:0`);
+  t.is(inside.stdout.split("\n").map((l) => l.trim().replace(/\s+/g, " ")).join("\n").trim(), `0\n0 ${rangeStart(id)} 65536\n4755:0\n700:0\n755:0`);
 });

@@ -3,7 +3,7 @@ import { readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseInput } from '../../src/common/validate.js';
 import { runDriverConformance } from '../../src/daemons/drivers/conformance.js';
-import { OpenVzDriver, openVzDriverConfigSchema, prlctlErrorCode, quotaArgs, shellQuote, vzctlErrorCode } from '../../src/daemons/drivers/openvz.js';
+import { OpenVzDriver, openVzDriverConfigSchema, openVzLimitArgs, prlctlErrorCode, quotaArgs, shellQuote, vzctlErrorCode } from '../../src/daemons/drivers/openvz.js';
 import { createFakeOpenVz, type FakeOpenVz } from '../fixtures/openvz/fake.js';
 
 // Runs against the FAKE vzctl/vzlist of test/fixtures/openvz: no OpenVZ kernel here.
@@ -23,6 +23,7 @@ runDriverConformance(test, 'openvz vzctl (fake vzctl, no kernel)', () => driver,
   skip: {
     sshLogin: 'fake OpenVZ: a stand-in greets at the address, there is no sshd to log in to',
     quota: 'fake OpenVZ: no kernel enforces --diskspace/--diskinodes here (the arguments are checked in this file)',
+    isolation: 'fake OpenVZ: no kernel here, the fake vzctl runs no processes and maps no ids',
   },
 });
 
@@ -42,7 +43,7 @@ test.serial('openvz: create passes the documented vzctl arguments and writes the
   t.is(conf.name, id);
   t.is(conf.hostname, id);
   t.deepEqual(conf.ip, ['127.231.21.111']);
-  t.deepEqual(conf.resources, { ram: '256M', swap: '0', cpuunits: '1000', numproc: '256', diskspace: '4096M:4096M', diskinodes: '200000:200000' });
+  t.deepEqual(conf.resources, { ram: '256M', swap: '64M', cpuunits: '1000', cpulimit: '150', cpumask: '0-1', numproc: '256', diskspace: '4096M:4096M', diskinodes: '200000:200000' });
   t.is(conf.status, 'stopped', 'unmounted again after the keys were written');
   const sshDir = join(fake.stateDir, 'private', String(ctid), 'etc', 'ssh');
   t.deepEqual((await readdir(sshDir)).sort(), ['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub'], 'template keys are gone');
@@ -163,4 +164,11 @@ test.serial('openvz: the fake vzctl holds the driver to vzctl(8)\'s --diskspace/
   t.regex(bad.stderr, /Invalid value for --diskspace/);
   const good = await fake.runner('vzctl', ['set', ctid, '--diskspace', '1048576:2G', '--diskinodes', '1000', '--save']);
   t.is(good.exitCode, 0, good.stderr);
+});
+
+test('openvz: limits map onto vzctl and prlctl options; no swap unless given', (t) => {
+  t.deepEqual(openVzLimitArgs({ memoryMiB: 512, numproc: 128 }, 'vzctl'), ['--ram', '512M', '--swap', '0', '--numproc', '128']);
+  t.deepEqual(openVzLimitArgs({ memoryMiB: 512, swapMiB: 1 }, 'prlctl'), ['--memsize', '512', '--swappages', '256']);
+  t.deepEqual(openVzLimitArgs({ cpuPercent: 50, cpus: '2,3' }, 'prlctl'), ['--cpulimit', '50', '--cpumask', '2,3']);
+  t.deepEqual(openVzLimitArgs({}, 'vzctl'), []);
 });

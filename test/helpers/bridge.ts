@@ -1,6 +1,7 @@
 import { run, runChecked } from '../../src/common/exec.js';
 import { removeGuard } from '../../src/daemons/drivers/bridge-guard.js';
 import { NFT } from '../../src/provision/facts/nftables.js';
+import { removeCgroupTree } from './cgroups.js';
 import type { LxcDriverConfig } from '../../src/daemons/drivers/lxc-config.js';
 
 /**
@@ -25,6 +26,7 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
     await run('ip', ['link', 'del', name]);
     await run(NFT, ['delete', 'table', 'inet', table]);
     await removeGuard(run, name); // what an LXC driver on it loaded
+    await removeCgroupTree(testParentCgroup(name));
   };
   await remove(); // leftovers of a killed run
   await runChecked('ip', ['link', 'add', 'name', name, 'type', 'bridge']);
@@ -51,7 +53,16 @@ export async function createTestBridge(index: number): Promise<TestBridge> {
   };
 }
 
-/** An LXC driver configuration on a test bridge: containers at .10-.250, no limits unless given. */
+/** The parent cgroup of the containers on a test bridge (removed with the bridge). */
+export function testParentCgroup(bridgeName: string): string {
+  return `vzsb-test-${bridgeName}`;
+}
+
+/**
+ * An LXC driver configuration on a test bridge: containers at .10-.250, no limits unless
+ * given, and its own parent cgroup. Unprivileged when `idmap` is given (the caller grants
+ * root the block: idBlock() says which); otherwise privileged, explicitly.
+ */
 export function lxcConfigOn(
   bridge: TestBridge,
   fields: Pick<LxcDriverConfig, 'prefix' | 'lxcPath' | 'baseName'> & Partial<LxcDriverConfig>,
@@ -65,6 +76,8 @@ export function lxcConfigOn(
     limits: {},
     packages: [],
     startTimeoutMs: 10_000,
+    privileged: fields.idmap === undefined,
+    parentCgroup: { name: testParentCgroup(bridge.name), memoryReserveMiB: 1024, pidsMax: 32768 },
     ...fields,
   };
 }

@@ -22,15 +22,21 @@ export interface DeployedSandbox {
  * A sandbox lab made and deployed in test.before (both hypervisors up with clean containers
  * before the first test), destroyed in test.after.always.
  */
-export function useDeployedSandbox(test: TestFn<any>, prefix: string): DeployedSandbox {
+export function useDeployedSandbox(
+  test: TestFn<any>,
+  prefix: string,
+  options: { extraVars?: Record<string, unknown>; beforeDeploy?: () => Promise<void> } = {},
+): DeployedSandbox {
   const name = `${prefix}-${process.pid}`;
   let lab: Lab | undefined;
   test.before(async (t) => {
-    t.timeout(20 * 60_000, 'creating and deploying the sandbox lab');
+    // A fresh machine first builds the debootstrap trees (a minute or more each).
+    t.timeout(25 * 60_000, 'creating and deploying the sandbox lab');
     await pruneStaleLabs();
+    await options.beforeDeploy?.();
     lab = await createSandboxLab(name, { ownerPid: process.pid });
     const r = collectingReporter();
-    const result = await deploy({ inventory: inventoryFile(lab), reporter: r.reporter });
+    const result = await deploy({ inventory: inventoryFile(lab), reporter: r.reporter, extraVars: options.extraVars ?? {} });
     if (result.exitCode !== 0) throw new Error(`deploy failed: ${JSON.stringify(r.hosts.map((h) => h.error))}`);
     await waitFor('both hypervisors up with clean containers', async () => {
       const status = await run('node', [VZSB_CLI, 'pools', 'status', '--json', '-i', inventoryFile(lab!)]);

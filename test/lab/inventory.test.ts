@@ -40,7 +40,7 @@ test('the lab inventory puts every host in lab with its address, and in its own 
   });
   t.deepEqual(inv.all.children, {
     lab: { hosts: { hyp1: { ansible_host: '10.236.9.11', ansible_port: 22 }, hyp2: { ansible_host: '10.236.9.12', ansible_port: 22 }, gw1: { ansible_host: '10.236.9.13', ansible_port: 22 } } },
-    hypervisors: { hosts: { hyp1: { container_subnet: '10.250.1.0/24' }, hyp2: { container_subnet: '10.250.2.0/24' } } },
+    hypervisors: { hosts: { hyp1: { container_subnet: '10.250.1.0/24', container_idmap_start: 1_000_000_000 }, hyp2: { container_subnet: '10.250.2.0/24', container_idmap_start: 1_016_777_216 } } },
     gateways: { hosts: { gw1: null } },
     edge: { hosts: { gw1: null } },
   });

@@ -31,6 +31,11 @@ export interface ConformanceOptions {
     exec?: string;
     /** nothing enforces a disk or inode quota here (a fake runtime) */
     quota?: string;
+    /**
+     * no kernel isolation to check: a fake runtime (no id map, no cgroups), or a mode that
+     * gives none on purpose (privileged LXC). Both isolation checks are skipped.
+     */
+    isolation?: string;
   };
   /**
    * The disk and inode quota the driver was configured with. Every driver must enforce one:
@@ -56,6 +61,7 @@ export function runDriverConformance(
   const bannerSkip = options.skip?.sshBanner ?? options.skip?.ssh;
   const sshSkip = options.skip?.sshLogin ?? options.skip?.ssh;
   const execSkip = options.skip?.exec;
+  const isolationSkip = options.skip?.isolation ?? execSkip;
   let driver: ContainerDriver;
 
   const title = (what: string) => `${name} conformance: ${what}`;
@@ -132,6 +138,34 @@ export function runDriverConformance(
     const quota = options.quota;
     if (!quota) return t.fail('give options.quota (what the driver was configured with) or skip.quota with the reason');
     await checkQuota(t, (argv) => driver.exec(a, argv), quota);
+  });
+
+  needs('isolation: container root is no host id, and each container has a host id range of its own', isolationSkip, async (t) => {
+    await driver.start(b);
+    const maps = await Promise.all([a, b].map(async (id) => {
+      const r = await driver.exec(id, ['/bin/sh', '-c', 'cat /proc/self/uid_map; echo --; cat /proc/self/gid_map']);
+      t.is(r.exitCode, 0, r.stderr);
+      const [uid, gid] = r.stdout.split('--\n').map(parseIdMap) as [IdRange[], IdRange[]];
+      return { id, uid, gid };
+    }));
+    for (const m of maps) {
+      for (const [kind, ranges] of [['uid', m.uid], ['gid', m.gid]] as const) {
+        const root = ranges.find((r) => r.inside === 0);
+        t.truthy(root, `${m.id}: ${kind} 0 is mapped`);
+        t.not(root!.outside, 0, `${m.id}: container root is not host ${kind} 0`);
+      }
+    }
+    const [x, y] = maps as [(typeof maps)[0], (typeof maps)[0]];
+    for (const kind of ['uid', 'gid'] as const) {
+      for (const r of x[kind]) for (const q of y[kind]) t.false(overlaps(r, q), `${kind} ranges of ${a} and ${b} overlap: ${JSON.stringify([r, q])}`);
+    }
+    await driver.stop(b);
+  });
+
+  needs('isolation: root inside cannot write its own memory or pids limits, through any cgroup mount', isolationSkip, async (t) => {
+    const r = await driver.exec(a, ['/bin/sh', '-c', RAISE_LIMITS_SCRIPT]);
+    t.notRegex(r.stdout, /^WROTE /m, `a limit file took the write:\n${r.stdout}`);
+    t.regex(r.stdout, /^tried \d+$/m, 'the script ran');
   });
 
   test.serial(title('clones have different host keys whose fingerprints match'), async (t) => {
@@ -258,6 +292,53 @@ async function ownContainers(driver: ContainerDriver, ids: readonly string[]): P
 }
 
 /** SHA256 fingerprint computed here from the key blob, independently of the driver's code. */
+interface IdRange {
+  inside: number;
+  outside: number;
+  count: number;
+}
+
+function parseIdMap(text: string): IdRange[] {
+  return text
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [inside, outside, count] = l.trim().split(/\s+/).map(Number) as [number, number, number];
+      return { inside, outside, count };
+    });
+}
+
+function overlaps(r: IdRange, q: IdRange): boolean {
+  return r.outside < q.outside + q.count && q.outside < r.outside + r.count;
+}
+
+/**
+ * As root inside: every way to reach a cgroup limit file (the cgroup mount the container has,
+ * fresh cgroup v1 mounts of the memory and pids controllers, a fresh cgroup2 mount) and a
+ * write of "max" (or -1) into each limit file there. Prints WROTE <file> for a write that
+ * succeeded, then "tried N". A driver passes when nothing is written.
+ */
+const RAISE_LIMITS_SCRIPT = `
+n=0
+try() { n=$((n+1)); if [ -f "$1" ] && (echo "$2" > "$1") 2>/dev/null; then echo "WROTE $1"; fi; }
+scan() {
+  for f in pids.max memory.max memory.swap.max memory.limit_in_bytes memory.memsw.limit_in_bytes; do
+    case "$f" in *limit_in_bytes) v=-1;; *) v=max;; esac
+    try "$1/$f" "$v"
+  done
+}
+scan /sys/fs/cgroup
+for c in pids memory; do scan /sys/fs/cgroup/$c; done
+d=$(mktemp -d)
+for opt in pids memory; do
+  if mount -t cgroup -o $opt cgroup "$d" 2>/dev/null; then scan "$d"; umount "$d"; fi
+done
+if mount -t cgroup2 cgroup2 "$d" 2>/dev/null; then scan "$d"; umount "$d"; fi
+rmdir "$d"
+echo "tried $n"
+`;
+
 export function sha256Fingerprint(publicKeyLine: string): string {
   const blob = Buffer.from(publicKeyLine.split(/\s+/)[1] ?? '', 'base64');
   return 'SHA256:' + createHash('sha256').update(blob).digest('base64').replace(/=+$/, '');

@@ -16,7 +16,30 @@ export interface LxcLimits {
   cpuShares?: number | undefined;
   /** maximum number of tasks per container */
   pidsMax?: number | undefined;
+  /** swap per container on top of memoryMiB, MiB (needs memoryMiB; 0: no swap) */
+  swapMiB?: number | undefined;
+  /** CPUs the container may run on, a cpuset list like "0-3" or "1,3" */
+  cpus?: string | undefined;
+  /** CPU time at most, in percent of one CPU (150: one and a half CPUs) */
+  cpuPercent?: number | undefined;
 }
+
+/**
+ * The cgroup all student containers live under on this host (one level above each
+ * container's own), with limits for all of them together so that the host and the daemon
+ * keep room: memory = the host's memory minus `memoryReserveMiB`, tasks at most `pidsMax`.
+ */
+export interface LxcParentCgroup {
+  /** a relative cgroup path, the same in every hierarchy */
+  name: string;
+  /** memory left to the host outside all containers, MiB (0: no total memory limit) */
+  memoryReserveMiB: number;
+  /** tasks of all containers together (0: no total limit) */
+  pidsMax: number;
+}
+
+/** Every container gets its own range of this many host ids (uids and gids 0..65535 inside). */
+export const ID_RANGE_SIZE = 65536;
 
 export interface LxcDriverConfig {
   /** container names are `<prefix><digits>`, e.g. "vzsb-0007"; only those are listed */
@@ -39,11 +62,22 @@ export interface LxcDriverConfig {
   baseName: string;
   limits: LxcLimits;
   /**
-   * Unprivileged containers: container uid/gid 0..count-1 are host ids start..start+count-1.
-   * The host must grant root that range in /etc/subuid and /etc/subgid (LXC insists when
-   * newuidmap is installed). Without it containers are privileged.
+   * Unprivileged containers, each with host ids of its own: the container with numeric suffix
+   * n maps its uids/gids 0..65535 to start + n*65536 .. start + n*65536 + 65535 (ranges
+   * never overlap, and a reset keeps its container's range). The block must cover every
+   * suffix the address range allows (count at least slots*65536; the default is exactly
+   * that), and the host must grant root the block in /etc/subuid and /etc/subgid.
    */
-  idmap?: { start: number; count: number } | undefined;
+  idmap?: { start: number; count?: number | undefined } | undefined;
+  /**
+   * Privileged containers (container root is host root): only with this explicit option,
+   * logged loudly at every start. Never for students who are not trusted (docs/drivers.md).
+   */
+  privileged?: boolean | undefined;
+  /** unprivileged: make the lower layers of slots 0..n-1 in the background after prepare (the pool's max) */
+  prewarmSlots?: number | undefined;
+  /** the parent cgroup of all containers (default "vzsandbox", reserve 1024 MiB, 32768 tasks) */
+  parentCgroup?: LxcParentCgroup | undefined;
   /**
    * Disk and inode quota per container: each clone's upper layer on an ext4 volume of this
    * size and inode count (./lxc-volume.ts). Without it clones write to lxcPath's filesystem.
@@ -65,6 +99,9 @@ export interface LxcDriverConfig {
   /** Sign each clone's host key with this CA (host-cert.ts); without it clones have a bare key. */
   hostCa?: HostCa | undefined;
 }
+
+/** Where the id block starts unless configured (far above the ids useradd hands out). */
+export const DEFAULT_ID_BLOCK_START = 1_000_000_000;
 
 /** What every base has: sshd and the few tools a student expects. Kept small on purpose. */
 export const BASE_PACKAGES: readonly string[] = ['openssh-server', 'iproute2', 'procps', 'less', 'ca-certificates'];
@@ -98,16 +135,29 @@ export const lxcDriverConfigSchema = z
         memoryMiB: z.number().int().min(16).optional(),
         cpuShares: z.number().int().min(2).max(262144).optional(),
         pidsMax: z.number().int().min(8).optional(),
+        swapMiB: z.number().int().min(0).optional(),
+        cpus: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'expected a CPU list like "0-3" or "0,2"').optional(),
+        cpuPercent: z.number().int().min(1).max(100_000).optional(),
       })
       .strict()
       .default({}),
     idmap: z
       .object({
-        start: z.number().int().min(65536).max(4_000_000_000),
-        count: z.number().int().min(65536).max(1_000_000).default(65536),
+        start: z.number().int().min(65536).max(4_000_000_000).default(DEFAULT_ID_BLOCK_START),
+        count: z.number().int().min(ID_RANGE_SIZE).max(4_000_000_000).optional(),
       })
       .strict()
-      .optional(),
+      .default({ start: DEFAULT_ID_BLOCK_START }),
+    privileged: z.boolean().default(false),
+    prewarmSlots: z.number().int().min(0).max(1000).default(0),
+    parentCgroup: z
+      .object({
+        name: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(\/[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}){0,3}$/, 'expected a relative cgroup path like "vzsandbox"').default('vzsandbox'),
+        memoryReserveMiB: z.number().int().min(0).default(1024),
+        pidsMax: z.number().int().min(0).default(32768),
+      })
+      .strict()
+      .default({ name: 'vzsandbox', memoryReserveMiB: 1024, pidsMax: 32768 }),
     quota: diskQuota.optional(),
     packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, 'expected a Debian package name')).default([]),
     startTimeoutMs: startTimeoutMs(10_000),
@@ -134,6 +184,17 @@ export const lxcDriverConfigSchema = z
     const gw = ipToInt(c.gateway);
     if (last < first) ctx.addIssue({ code: 'custom', path: ['lastAddress'], message: `expected an address not below firstAddress ${c.firstAddress}` });
     else if (gw >= first && gw <= last) ctx.addIssue({ code: 'custom', path: ['gateway'], message: `expected an address outside ${c.firstAddress}-${c.lastAddress}` });
+    if (c.limits.swapMiB !== undefined && c.limits.memoryMiB === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'swapMiB'], message: 'expected memoryMiB as well (swap is limited on top of memory)' });
+    }
+    if (!c.privileged && last >= first) {
+      const need = (last - first + 1) * ID_RANGE_SIZE;
+      if (c.idmap.count !== undefined && c.idmap.count < need) {
+        ctx.addIssue({ code: 'custom', path: ['idmap', 'count'], message: `expected at least ${need} (${last - first + 1} containers of ${ID_RANGE_SIZE} ids)` });
+      } else if (c.idmap.start + need > 4_294_967_295) {
+        ctx.addIssue({ code: 'custom', path: ['idmap', 'start'], message: `expected a start at most ${4_294_967_295 - need}: ${last - first + 1} ranges of ${ID_RANGE_SIZE} ids must fit below 2^32` });
+      }
+    }
     if (c.prefix.length > 0 && c.baseName.startsWith(c.prefix) && /^\d+$/.test(c.baseName.slice(c.prefix.length))) {
       ctx.addIssue({ code: 'custom', path: ['baseName'], message: 'expected a name that is not a container id (prefix followed by digits)' });
     }
@@ -211,17 +272,58 @@ export function sharesToWeight(shares: number): number {
 
 export function limitKeys(limits: LxcLimits, version: CgroupVersion): [string, string][] {
   const keys: [string, string][] = [];
+  const mib = (n: number) => String(n * 1024 * 1024);
+  const quota = limits.cpuPercent === undefined ? undefined : limits.cpuPercent * 1000; // of a 100 ms period
   if (version === 1) {
-    if (limits.memoryMiB !== undefined) keys.push(['lxc.cgroup.memory.limit_in_bytes', String(limits.memoryMiB * 1024 * 1024)]);
+    if (limits.memoryMiB !== undefined) keys.push(['lxc.cgroup.memory.limit_in_bytes', mib(limits.memoryMiB)]);
+    // memsw is memory + swap, and must not be set below the memory limit: it comes after it.
+    if (limits.memoryMiB !== undefined && limits.swapMiB !== undefined) keys.push(['lxc.cgroup.memory.memsw.limit_in_bytes', mib(limits.memoryMiB + limits.swapMiB)]);
     if (limits.cpuShares !== undefined) keys.push(['lxc.cgroup.cpu.shares', String(limits.cpuShares)]);
+    if (quota !== undefined) keys.push(['lxc.cgroup.cpu.cfs_period_us', '100000'], ['lxc.cgroup.cpu.cfs_quota_us', String(quota)]);
+    if (limits.cpus !== undefined) keys.push(['lxc.cgroup.cpuset.cpus', limits.cpus]);
     if (limits.pidsMax !== undefined) keys.push(['lxc.cgroup.pids.max', String(limits.pidsMax)]);
   } else {
-    if (limits.memoryMiB !== undefined) keys.push(['lxc.cgroup2.memory.max', String(limits.memoryMiB * 1024 * 1024)]);
+    if (limits.memoryMiB !== undefined) keys.push(['lxc.cgroup2.memory.max', mib(limits.memoryMiB)]);
+    if (limits.swapMiB !== undefined) keys.push(['lxc.cgroup2.memory.swap.max', mib(limits.swapMiB)]);
     if (limits.cpuShares !== undefined) keys.push(['lxc.cgroup2.cpu.weight', String(sharesToWeight(limits.cpuShares))]);
+    if (quota !== undefined) keys.push(['lxc.cgroup2.cpu.max', `${quota} 100000`]);
+    if (limits.cpus !== undefined) keys.push(['lxc.cgroup2.cpuset.cpus', limits.cpus]);
     if (limits.pidsMax !== undefined) keys.push(['lxc.cgroup2.pids.max', String(limits.pidsMax)]);
   }
   return keys;
 }
+
+/** The host id range of a container: its numeric suffix picks its slot in the block. */
+export function containerIdRange(config: Pick<LxcDriverConfig, 'prefix' | 'firstAddress' | 'lastAddress' | 'idmap' | 'privileged'>, id: string): { start: number; count: number } | undefined {
+  if (config.privileged) return undefined;
+  const index = containerIndex(config, id);
+  const block = config.idmap ?? { start: DEFAULT_ID_BLOCK_START };
+  const slots = ipToInt(config.lastAddress) - ipToInt(config.firstAddress) + 1;
+  const count = block.count ?? slots * ID_RANGE_SIZE;
+  if ((index + 1) * ID_RANGE_SIZE > count) {
+    throw new VzsbError('E_INVALID', `container id ${id}: its id range (slot ${index}) is beyond the id block ${block.start}+${count}`);
+  }
+  return { start: block.start + index * ID_RANGE_SIZE, count: ID_RANGE_SIZE };
+}
+
+/** The whole id block root must be granted in /etc/subuid and /etc/subgid. */
+export function idBlock(config: Pick<LxcDriverConfig, 'firstAddress' | 'lastAddress' | 'idmap'>): { start: number; count: number } {
+  const block = config.idmap ?? { start: DEFAULT_ID_BLOCK_START };
+  const slots = ipToInt(config.lastAddress) - ipToInt(config.firstAddress) + 1;
+  return { start: block.start, count: block.count ?? slots * ID_RANGE_SIZE };
+}
+
+/** Where a container's cgroups live: limits on `container`, its processes in `container/inner`. */
+export function containerCgroupDirs(config: Pick<LxcDriverConfig, 'parentCgroup'>, id: string): { monitor: string; container: string; inner: string } {
+  const parent = config.parentCgroup?.name ?? 'vzsandbox';
+  return { monitor: `${parent}.monitor/${id}`, container: `${parent}/${id}`, inner: CGROUP_INNER };
+}
+
+/** The cgroup namespace of a container starts here, one level below its limits. */
+export const CGROUP_INNER = 'ns';
+
+/** Device nodes an unprivileged container may use (common.conf's list, which userns.conf clears). */
+const DEVICE_RULES = ['deny = a', 'allow = c *:* m', 'allow = b *:* m', 'allow = c 1:3 rwm', 'allow = c 1:5 rwm', 'allow = c 1:7 rwm', 'allow = c 1:8 rwm', 'allow = c 1:9 rwm', 'allow = c 5:0 rwm', 'allow = c 5:1 rwm', 'allow = c 5:2 rwm', 'allow = c 136:* rwm', 'allow = c 10:229 rwm'];
 
 /** The container-specific block appended to a clone's config: network identity and limits. */
 /** The clone's key directory on the host, beside its config (LxcDriver.authorizeKey writes it). */
@@ -234,10 +336,26 @@ function fstabPath(path: string): string {
   return path.replace(/[\s\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
 }
 
-export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: CgroupVersion): string {
+export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: CgroupVersion, seccompProfile?: string): string {
   const address = containerAddress(config, id);
   const { prefixLength } = parseCidr(config.subnet);
+  const range = containerIdRange(config, id);
+  const cgroups = containerCgroupDirs(config, id);
+  const devices = version === 1 ? 'lxc.cgroup.devices' : 'lxc.cgroup2.devices';
   const keys: [string, string][] = [
+    // Unprivileged: Debian's userns.conf, then this container's own id range. userns.conf
+    // clears the device rules (for containers that users start): the host starts ours, so
+    // they come back. /sys read-only but for the network devices, as in common.conf.
+    ...(range
+      ? ([
+          ['lxc.include', '/usr/share/lxc/config/userns.conf'],
+          ['lxc.idmap', `u 0 ${range.start} ${range.count}`],
+          ['lxc.idmap', `g 0 ${range.start} ${range.count}`],
+          ...DEVICE_RULES.map((rule) => rule.split(' = ')).map(([k, v]) => [`${devices}.${k}`, v!] as [string, string]),
+          ['lxc.mount.auto', ''],
+          ['lxc.mount.auto', 'cgroup:mixed proc:mixed sys:mixed'],
+        ] as [string, string][])
+      : []),
     ['lxc.net.0.type', 'veth'],
     ['lxc.net.0.link', config.bridge],
     // The bridge guard binds this port name to the MAC and address below (./bridge-guard.ts).
@@ -246,19 +364,49 @@ export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: C
     ['lxc.net.0.hwaddr', containerMac(address)],
     ['lxc.net.0.ipv4.address', `${address}/${prefixLength}`],
     ['lxc.net.0.ipv4.gateway', config.gateway],
+    // Limits are set on the container's cgroup; its processes and its cgroup namespace start
+    // one level below, so root inside never sees the files that hold them.
+    ['lxc.cgroup.dir.monitor', cgroups.monitor],
+    ['lxc.cgroup.dir.container', cgroups.container],
+    ['lxc.cgroup.dir.container.inner', cgroups.inner],
     ...limitKeys(config.limits, version),
+    ...(seccompProfile ? ([['lxc.seccomp.profile', seccompProfile]] as [string, string][]) : []),
     ['lxc.mount.entry', `${fstabPath(`${config.lxcPath.replace(/\/+$/, '')}/${id}/${KEYS_DIR}`)} ${KEYS_MOUNT} none bind,ro,create=dir 0 0`],
   ];
-  return ['# vzsandbox: per-container settings', ...keys.map(([k, v]) => `${k} = ${v}`)].join('\n') + '\n';
+  return [CLONE_BLOCK_MARK, ...keys.map(([k, v]) => (v === '' ? `${k} =` : `${k} = ${v}`)), CLONE_BLOCK_END].join('\n') + '\n';
 }
 
-/** A clone's config without the keys cloneConfigBlock owns, so re-applying it never duplicates them. */
+const CLONE_BLOCK_MARK = '# vzsandbox: per-container settings';
+const CLONE_BLOCK_END = '# vzsandbox: end of per-container settings';
+
+/**
+ * A clone's config without the keys cloneConfigBlock owns, so re-applying it never duplicates
+ * them: the marked block as a whole, and (configs written before the end mark) its keys.
+ */
 export function stripOwnedKeys(configText: string): string {
-  return configText
-    .split('\n')
-    .filter((line) => !/^\s*lxc\.(net\.|cgroup2?\.(memory|cpu|pids)\.)/.test(line) && !(/^\s*lxc\.mount\.entry\s*=/.test(line) && line.includes(` ${KEYS_MOUNT} `)) && line.trim() !== '# vzsandbox: per-container settings')
-    .join('\n')
-    .replace(/\n*$/, '\n');
+  const lines = configText.split('\n');
+  const out: string[] = [];
+  let inBlock = false;
+  for (const line of lines) {
+    if (line.trim() === CLONE_BLOCK_MARK) {
+      inBlock = lines.includes(CLONE_BLOCK_END);
+      continue;
+    }
+    if (inBlock) {
+      if (line.trim() === CLONE_BLOCK_END) inBlock = false;
+      continue;
+    }
+    if (/^\s*lxc\.(net\.|cgroup2?\.(memory|cpu|cpuset|pids)\.|cgroup\.dir\.|idmap\s*=|seccomp\.profile\s*=)/.test(line)) continue;
+    if (/^\s*lxc\.mount\.entry\s*=/.test(line) && line.includes(` ${KEYS_MOUNT} `)) continue;
+    out.push(line);
+  }
+  return out.join('\n').replace(/\n*$/, '\n');
+}
+
+/** The overlay lower directory (the base tree, or its copy for the clone's id range). */
+export function overlayLowerDir(configText: string): string | undefined {
+  const m = /^\s*lxc\.rootfs\.path\s*=\s*(?:overlay|overlayfs):([^:\n]+):/m.exec(configText);
+  return m ? m[1] : undefined;
 }
 
 /** The overlay upper directory of a clone made by `lxc-copy -s -B overlay`, read from its config. */

@@ -10,10 +10,14 @@ import {
   BASE_PACKAGES,
   cloneConfigBlock,
   containerAddress,
+  containerIdRange,
   detectCgroupVersion,
+  idBlock,
+  ipToInt,
   isContainerId,
   KEYS_DIR,
   KEYS_MOUNT,
+  overlayLowerDir,
   overlayUpperDir,
   stripOwnedKeys,
   type CgroupVersion,
@@ -21,6 +25,9 @@ import {
 } from './lxc-config.js';
 import { signHostKey } from './host-cert.js';
 import { checkVolumeSupport, ensureVolumeMounted, makeVolume, unmountVolume, volumeTemplate } from './lxc-volume.js';
+import { applyParentCgroup, parentCgroupPlan, readHostFacts } from './lxc-cgroup.js';
+import { SECCOMP_FILE, seccompProfile } from './lxc-seccomp.js';
+import { checkSubIds } from './subids.js';
 import { generateHostKey, hostKeyOf, keyBlob } from './ssh-hostkey.js';
 import { waitForSsh } from './ssh-ready.js';
 import { applyGuard } from './bridge-guard.js';
@@ -79,7 +86,7 @@ Subsystem sftp /usr/lib/openssh/sftp-server
 `;
 
 /** Bumped when the way the base is built changes, so existing bases are rebuilt. */
-const BASE_FORMAT = 2;
+const BASE_FORMAT = 3;
 const HASH_FILE = 'vzsb-base.hash';
 const HOST_KEY_FILE = 'vzsb-host-key.pub';
 /** Present from create() until the first start(): while it exists the upper layer holds nothing of a student's. */
@@ -107,6 +114,12 @@ export class LxcDriver implements ContainerDriver {
   private recordSeq = 0;
   private preparing: Promise<void> | undefined;
   private readonly connections: SshConnections;
+  /** slot lower layers being made, by path */
+  private readonly slotBuilds = new Map<string, Promise<string>>();
+  /** the base tree whose slots the prewarm is making */
+  private prewarmed: string | undefined;
+  /** whether the kernel accounts swap per cgroup (known after prepare; assumed until then) */
+  private swapAccounting = true;
 
   constructor(deps: LxcDriverDeps) {
     this.config = deps.config;
@@ -136,6 +149,7 @@ export class LxcDriver implements ContainerDriver {
       init: INIT_SCRIPT,
       sshd: SSHD_CONFIG,
       config: this.baseConfig('ROOTFS'),
+      seccomp: seccompProfile(),
     });
     return createHash('sha256').update(definition).digest('hex');
   }
@@ -145,22 +159,23 @@ export class LxcDriver implements ContainerDriver {
     return join(this.dir(this.config.baseName), `rootfs-${hash.slice(0, 16)}`);
   }
 
+  /** Unprivileged containers unless the explicit `privileged` option says otherwise. */
+  private get unprivileged(): boolean {
+    return !this.config.privileged;
+  }
+
+  private get seccompPath(): string {
+    return join(this.dir(this.config.baseName), SECCOMP_FILE);
+  }
+
+  /** The base is never started: id maps, cgroups and the seccomp profile are each clone's (cloneConfigBlock). */
   private baseConfig(rootfs: string): string {
-    const idmap = this.config.idmap;
-    const userns = idmap
-      ? [
-          'lxc.include = /usr/share/lxc/config/userns.conf',
-          `lxc.idmap = u 0 ${idmap.start} ${idmap.count}`,
-          `lxc.idmap = g 0 ${idmap.start} ${idmap.count}`,
-        ]
-      : [];
     return [
       '# vzsandbox base container: clones are made from it; it is never started',
       'lxc.include = /usr/share/lxc/config/common.conf',
       // lxcfs is not used; its post-stop hook sleeps 0.5 s on every stop, which a reset cannot afford.
       'lxc.hook.mount =',
       'lxc.hook.post-stop =',
-      ...userns,
       'lxc.arch = linux64',
       `lxc.uts.name = ${this.config.baseName}`,
       `lxc.rootfs.path = dir:${rootfs}`,
@@ -174,17 +189,29 @@ export class LxcDriver implements ContainerDriver {
 
   prepare(): Promise<void> {
     // One build at a time in this process; concurrent callers share it.
-    this.preparing ??= this.prepareBase().finally(() => {
-      this.preparing = undefined;
-    });
+    this.preparing ??= this.prepareBase()
+      .then(() => this.prewarm())
+      .finally(() => {
+        this.preparing = undefined;
+      });
     return this.preparing;
   }
 
   private async prepareBase(): Promise<void> {
+    if (this.config.privileged) {
+      this.log.warn('PRIVILEGED_CONTAINERS', {
+        message: 'driver.privileged is set: container root is host root. A student can take over this host (see docs/drivers.md). Never use this for untrusted students.',
+      });
+    } else {
+      const block = idBlock(this.config);
+      await checkSubIds(block);
+      this.log.info('id_block', { start: block.start, count: block.count, perContainer: 65536 });
+    }
     await this.checkBridge();
     // Before any container of this daemon runs: no frame from a spoofed MAC or address.
     await applyGuard(this.runner, this.config);
     await this.checkLxcPath();
+    await this.prepareParentCgroup();
     const base = this.dir(this.config.baseName);
     if (this.config.quota) {
       await checkVolumeSupport(this.runner);
@@ -204,7 +231,7 @@ export class LxcDriver implements ContainerDriver {
     });
     // Unprivileged containers' root must traverse to its rootfs: o+x, never o+r.
     await mkdir(base, { recursive: true });
-    await chmod(base, this.config.idmap ? 0o711 : 0o770);
+    await chmod(base, this.unprivileged ? 0o711 : 0o770);
     // A tree is complete once renamed from .building; one of this definition is reused.
     const tree = this.baseRootfs(hash);
     if (!existsSync(tree)) {
@@ -212,11 +239,11 @@ export class LxcDriver implements ContainerDriver {
       await rm(building, { recursive: true, force: true });
       await this.must(await this.runner('cp', ['-a', rootfs, building]), 'E_DRIVER_RUNTIME', 'copying the root filesystem into the base');
       await customizeBaseRootfs(building);
-      if (this.config.idmap) await shiftOwnership(building, this.config.idmap.start);
       await rename(building, tree);
     }
     // The config, then the hash, each replaced by rename: a crash leaves the old base usable
     // or the new one complete, and a half-built tree is removed by the next prepare.
+    await replaceFile(this.seccompPath, seccompProfile(), 0o644);
     await replaceFile(join(base, 'config'), this.baseConfig(tree), 0o640);
     await replaceFile(join(base, HASH_FILE), hash + '\n', 0o644);
     await this.removeUnusedBaseTrees(tree);
@@ -235,11 +262,14 @@ export class LxcDriver implements ContainerDriver {
       if (!entry.isDirectory() || entry.name === this.config.baseName) continue;
       const text = await readFile(join(this.config.lxcPath, entry.name, 'config'), 'utf8').catch(() => '');
       const lower = /^\s*lxc\.rootfs\.path\s*=\s*(?:overlay|overlayfs):([^:\n]+):/m.exec(text)?.[1];
-      if (lower) inUse.add(lower);
+      // A slot's shifted copy keeps itself and the tree it was copied from.
+      if (lower) inUse.add(lower).add(lower.replace(/-u\d+$/, ''));
     }
     for (const name of await readdir(base)) {
       const path = join(base, name);
-      if (/^rootfs(-[0-9a-f]{16}(\.building)?)?$/.test(name) && !inUse.has(path)) {
+      // The current tree's shifted copies stay for the next clone of their slot.
+      if (path.startsWith(`${current}-u`) && !path.endsWith('.building')) continue;
+      if (/^rootfs(-[0-9a-f]{16}(-u\d+)?(\.building)?)?$/.test(name) && !inUse.has(path)) {
         await rm(path, { recursive: true, force: true });
         this.log.info('base_tree_removed', { tree: path });
       }
@@ -283,9 +313,74 @@ export class LxcDriver implements ContainerDriver {
     this.log.info('bridge_created', { bridge, gateway, mac });
   }
 
+  /** The parent cgroup of all containers, with the limits for all of them together. */
+  private async prepareParentCgroup(): Promise<void> {
+    const parent = this.config.parentCgroup ?? { name: 'vzsandbox', memoryReserveMiB: 1024, pidsMax: 32768 };
+    const facts = await readHostFacts(this.cgroupRoot, this.cgroupVersion, this.procRoot);
+    const plan = parentCgroupPlan(parent, this.cgroupVersion, facts);
+    await applyParentCgroup(this.cgroupRoot, plan);
+    const swapFile = this.cgroupVersion === 1 ? join(this.cgroupRoot, 'memory', 'memory.memsw.limit_in_bytes') : join(this.cgroupRoot, parent.name, 'memory.swap.max');
+    this.swapAccounting = existsSync(swapFile);
+    if (!this.swapAccounting && this.config.limits.swapMiB !== undefined) {
+      this.log.warn('swap_not_limited', { message: `this kernel does not account swap (${swapFile} is missing): limits.swapMiB is not applied` });
+    }
+    this.log.info('parent_cgroup', { cgroup: parent.name, version: this.cgroupVersion, limits: plan.writes.filter((w) => /(memory\.(limit_in_bytes|max)|pids\.max)$/.test(w.path)) });
+  }
+
+  /**
+   * The lower layer of an unprivileged clone: a copy of the base tree shifted to the clone's
+   * id range, made by the first create of its slot and reused by every later one (a reset
+   * copies and chowns nothing). Privileged clones use the base tree itself.
+   */
+  private async slotLower(baseTree: string, id: string): Promise<string> {
+    const range = containerIdRange(this.config, id);
+    if (!range) return baseTree;
+    const tree = `${baseTree}-u${range.start}`;
+    if (existsSync(tree)) return tree;
+    // One build per tree: a create and the prewarm asking for the same slot share it.
+    let build = this.slotBuilds.get(tree);
+    if (!build) {
+      build = this.buildSlotTree(baseTree, tree, range.start, id).finally(() => this.slotBuilds.delete(tree));
+      this.slotBuilds.set(tree, build);
+    }
+    return build;
+  }
+
+  private async buildSlotTree(baseTree: string, tree: string, start: number, id: string): Promise<string> {
+    const started = performance.now();
+    const building = `${tree}.building`;
+    await rm(building, { recursive: true, force: true });
+    await this.must(await this.runner('cp', ['-a', '--reflink=auto', baseTree, building]), 'E_DRIVER_RUNTIME', `copying the base for id range ${start}`);
+    await shiftOwnership(building, start);
+    await rename(building, tree);
+    this.log.info('slot_base_made', { container: id, idStart: start, durationMs: Math.round(performance.now() - started) });
+    return tree;
+  }
+
+  /**
+   * After prepare, the lower layers of slots 1..prewarmSlots (the numbers the pool uses) are made in the
+   * background, one at a time, so that a lease that has to build a container for a slot not
+   * used before does not wait for a copy of the base.
+   */
+  private prewarm(): void {
+    const count = this.config.prewarmSlots ?? 0;
+    if (!this.unprivileged || count <= 0) return;
+    const baseTree = this.baseRootfs(this.baseDefinitionHash());
+    if (this.prewarmed === baseTree) return;
+    this.prewarmed = baseTree;
+    // The pool numbers containers from 1; suffix 0 is a valid slot it does not use.
+    const last = Math.min(count, ipToInt(this.config.lastAddress) - ipToInt(this.config.firstAddress));
+    void (async () => {
+      for (let n = 1; n <= last; n++) {
+        if (this.prewarmed !== baseTree) return; // a newer base took over
+        await this.slotLower(baseTree, `${this.config.prefix}${n}`).catch((err: unknown) => this.log.warn('slot_prewarm_failed', { slot: n, error: err }));
+      }
+    })();
+  }
+
   private async checkLxcPath(): Promise<void> {
     await mkdir(this.config.lxcPath, { recursive: true });
-    if (!this.config.idmap) return;
+    if (!this.unprivileged) return;
     const mode = (await stat(this.config.lxcPath)).mode;
     if ((mode & 0o001) === 0) {
       throw new VzsbError('E_INVALID', `lxcPath ${this.config.lxcPath}: unprivileged containers need it traversable by others (chmod o+x)`);
@@ -325,11 +420,18 @@ export class LxcDriver implements ContainerDriver {
       await this.must(copy, 'E_DRIVER_RUNTIME', `cloning ${id}`);
     }
     const configFile = join(dir, 'config');
-    const text = await readFile(configFile, 'utf8');
+    let text = await readFile(configFile, 'utf8');
     const upper = overlayUpperDir(text);
-    if (!upper) throw driverError('E_DRIVER_RUNTIME', `clone ${id} is not an overlay clone`, text);
+    const lower = overlayLowerDir(text);
+    if (!upper || !lower) throw driverError('E_DRIVER_RUNTIME', `clone ${id} is not an overlay clone`, text);
     await this.attachQuota(dir, upper);
-    await writeFile(configFile, stripOwnedKeys(text) + cloneConfigBlock(this.config, id, this.cgroupVersion));
+    const range = containerIdRange(this.config, id);
+    if (range) {
+      const slot = await this.slotLower(lower, id);
+      text = text.replace(/^(\s*lxc\.rootfs\.path\s*=\s*(?:overlay|overlayfs):)[^:\n]+:/m, (_, head: string) => `${head}${slot}:`);
+    }
+    const config = this.swapAccounting ? this.config : { ...this.config, limits: { ...this.config.limits, swapMiB: undefined } };
+    await writeFile(configFile, stripOwnedKeys(text) + cloneConfigBlock(config, id, this.cgroupVersion, this.seccompPath));
     // The clone has never run, so its upper layer holds only what LXC and we put there:
     // writing host keys into it cannot be redirected by anything a student planted.
     const key = await generateHostKey(this.runner, dir, `root@${id}`);
@@ -344,13 +446,13 @@ export class LxcDriver implements ContainerDriver {
     }
     await writeFile(join(dir, PRISTINE_MARKER), '');
     await mkdir(join(dir, KEYS_DIR), { mode: 0o755 });
-    if (this.config.idmap) await chown(join(dir, KEYS_DIR), this.config.idmap.start, this.config.idmap.start);
-    if (this.config.idmap) {
+    if (range) await chown(join(dir, KEYS_DIR), range.start, range.start);
+    if (range) {
       // What LXC and we wrote into the upper layer belongs to the container's root, and the
       // container's root must reach it through the container directory.
       await chmod(dir, 0o711);
       await chmod(join(upper, '..'), 0o711);
-      await shiftOwnership(join(upper, '..'), this.config.idmap.start);
+      await shiftOwnership(join(upper, '..'), range.start);
     }
     this.log.debug('container_created', { container: id, address });
     return { id, running: false, address };
@@ -488,7 +590,8 @@ export class LxcDriver implements ContainerDriver {
       const tmp = join(keys, '.root.vzsb-new');
       await rm(tmp, { force: true });
       await writeFile(tmp, text, { mode: 0o644, flag: 'wx' });
-      if (this.config.idmap) await chown(tmp, this.config.idmap.start, this.config.idmap.start);
+      const range = containerIdRange(this.config, id);
+      if (range) await chown(tmp, range.start, range.start);
       await rename(tmp, join(keys, 'root'));
       return;
     }
@@ -502,7 +605,8 @@ export class LxcDriver implements ContainerDriver {
       const tmp = join(sshDir, 'authorized_keys.vzsb-new');
       await writeFile(tmp, text, { mode: 0o600 });
       await rename(tmp, join(sshDir, 'authorized_keys'));
-      if (this.config.idmap) await shiftOwnership(join(upper, 'root'), this.config.idmap.start);
+      const range = containerIdRange(this.config, id);
+      if (range) await shiftOwnership(join(upper, 'root'), range.start);
       return;
     }
     const script =

@@ -31,12 +31,43 @@ export interface OpenVzDriverConfig {
   lastAddress: string;
   /** where `vzctl mount` makes a container's root visible: <rootDir>/<ctid> */
   rootDir: string;
-  limits: { memoryMiB?: number | undefined; cpuUnits?: number | undefined; numproc?: number | undefined };
+  limits: OpenVzLimits;
   /** disk and inode quota per container: vzctl --diskspace and --diskinodes (vzctl backend only) */
   quota?: { diskMiB: number; inodes: number } | undefined;
   startTimeoutMs: number;
   /** addresses whose established connections to a container's sshd make it "in use": the gateways */
   sessionSources?: string[] | undefined;
+}
+
+/** The same limits as the LXC driver's, in OpenVZ's terms (kernel-enforced by its beancounters and CPU scheduler). */
+export interface OpenVzLimits {
+  /** RAM, MiB: vzctl --ram, prlctl --memsize */
+  memoryMiB?: number | undefined;
+  /** swap on top of RAM, MiB (default 0: none): vzctl --swap, prlctl --swappages (4 KiB pages) */
+  swapMiB?: number | undefined;
+  /** relative CPU weight: --cpuunits */
+  cpuUnits?: number | undefined;
+  /** CPU time at most, % of one CPU: --cpulimit */
+  cpuPercent?: number | undefined;
+  /** CPUs the container may run on, e.g. "0-3": --cpumask */
+  cpus?: string | undefined;
+  /** processes and threads: vzctl --numproc, prlctl --nproc */
+  numproc?: number | undefined;
+}
+
+/** The `set` options that apply `limits` (the driver's create passes them). */
+export function openVzLimitArgs(limits: OpenVzLimits, backend: OpenVzDriverConfig['backend']): string[] {
+  const vz = backend === 'vzctl';
+  const args: string[] = [];
+  const swap = limits.swapMiB ?? 0;
+  if (limits.memoryMiB !== undefined) {
+    args.push(...(vz ? ['--ram', `${limits.memoryMiB}M`, '--swap', swap > 0 ? `${swap}M` : '0'] : ['--memsize', String(limits.memoryMiB), '--swappages', String(swap * 256)]));
+  }
+  if (limits.cpuUnits !== undefined) args.push('--cpuunits', String(limits.cpuUnits));
+  if (limits.cpuPercent !== undefined) args.push('--cpulimit', String(limits.cpuPercent));
+  if (limits.cpus !== undefined) args.push('--cpumask', limits.cpus);
+  if (limits.numproc !== undefined) args.push(...(vz ? ['--numproc', String(limits.numproc)] : ['--nproc', String(limits.numproc)]));
+  return args;
 }
 
 export const openVzDriverConfigSchema = z
@@ -53,6 +84,9 @@ export const openVzDriverConfigSchema = z
         memoryMiB: z.number().int().min(16).optional(),
         cpuUnits: z.number().int().min(8).max(500_000).optional(),
         numproc: z.number().int().min(8).optional(),
+        swapMiB: z.number().int().min(0).optional(),
+        cpuPercent: z.number().int().min(1).max(100_000).optional(),
+        cpus: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'expected a CPU list like "0-3" or "0,2"').optional(),
       })
       .strict()
       .default({}),
@@ -261,13 +295,10 @@ export class OpenVzDriver implements ContainerDriver {
       await this.must(vz ? { file: 'vzctl', args: ['umount', String(ctid)] } : { file: 'prlctl', args: ['umount', id] }, `unmounting ${id}`, [VZ_EXIT.NOT_MOUNTED]);
     }
     // The public key is kept in the container's own config (host side), where list() reads it.
-    const { memoryMiB, cpuUnits, numproc } = this.config.limits;
     const set = vz
       ? ['set', String(ctid), '--description', key.publicKey, '--save']
       : ['set', id, '--description', key.publicKey, '--hostname', id, '--ipadd', address];
-    if (memoryMiB !== undefined) set.push(...(vz ? ['--ram', `${memoryMiB}M`, '--swap', '0'] : ['--memsize', String(memoryMiB)]));
-    if (cpuUnits !== undefined) set.push('--cpuunits', String(cpuUnits));
-    if (numproc !== undefined) set.push(...(vz ? ['--numproc', String(numproc)] : ['--nproc', String(numproc)]));
+    set.push(...openVzLimitArgs(this.config.limits, this.config.backend));
     set.push(...quotaArgs(this.config.quota));
     await this.must({ file: vz ? 'vzctl' : 'prlctl', args: set }, `configuring ${id}`);
     this.log.debug('container_created', { container: id, ctid, address });

@@ -10,10 +10,10 @@ import { grantRootSubIds } from '../helpers/subids.js';
 
 // The disk and inode quota attacks of a hostile root in a container, at the deployed
 // defaults (4096 MiB, 200,000 inodes), on real LXC. Unique to this file: bridge vzsbt50 /
-// 10.231.50.0/24, containers "vzq50-N", own lxcPath, host ids 5000000-5065535.
+// 10.231.50.0/24, containers "vzq50-N", own lxcPath, host ids from 400000000 (a block of 65536 per container slot).
 const INDEX = 50;
 const PREFIX = `vzq${INDEX}-`;
-const IDMAP = { start: 5_000_000, count: 65536 };
+const IDMAP = { start: 400_000_000, count: 241 * 65536 };
 const QUOTA = { diskMiB: 4096, inodes: 200_000 };
 let bridge: TestBridge | undefined;
 let lxcPath: string | undefined;

@@ -370,7 +370,9 @@ export function cloneConfigBlock(config: LxcDriverConfig, id: string, version: C
     ['lxc.cgroup.dir.container', cgroups.container],
     ['lxc.cgroup.dir.container.inner', cgroups.inner],
     ...limitKeys(config.limits, version),
-    ...(seccompProfile ? ([['lxc.seccomp.profile', seccompProfile]] as [string, string][]) : []),
+    // allow_nesting: LXC skips its filter when the starting process already has one (a lab
+    // hypervisor is itself an LXC container with Debian's filter); filters stack, so load ours.
+    ...(seccompProfile ? ([['lxc.seccomp.allow_nesting', '1'], ['lxc.seccomp.profile', seccompProfile]] as [string, string][]) : []),
     ['lxc.mount.entry', `${fstabPath(`${config.lxcPath.replace(/\/+$/, '')}/${id}/${KEYS_DIR}`)} ${KEYS_MOUNT} none bind,ro,create=dir 0 0`],
   ];
   return [CLONE_BLOCK_MARK, ...keys.map(([k, v]) => (v === '' ? `${k} =` : `${k} = ${v}`)), CLONE_BLOCK_END].join('\n') + '\n';
@@ -396,7 +398,7 @@ export function stripOwnedKeys(configText: string): string {
       if (line.trim() === CLONE_BLOCK_END) inBlock = false;
       continue;
     }
-    if (/^\s*lxc\.(net\.|cgroup2?\.(memory|cpu|cpuset|pids)\.|cgroup\.dir\.|idmap\s*=|seccomp\.profile\s*=)/.test(line)) continue;
+    if (/^\s*lxc\.(net\.|cgroup2?\.(memory|cpu|cpuset|pids)\.|cgroup\.dir\.|idmap\s*=|seccomp\.(profile|allow_nesting)\s*=)/.test(line)) continue;
     if (/^\s*lxc\.mount\.entry\s*=/.test(line) && line.includes(` ${KEYS_MOUNT} `)) continue;
     out.push(line);
   }

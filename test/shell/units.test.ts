@@ -272,9 +272,9 @@ test('sshd readiness: the connection that saw the banner is handed over with the
   http.listen(0, '127.0.0.1');
   await once(http, 'listening');
   t.teardown(() => http.close());
-  const err = await t.throwsAsync<VzsbError>(connectWhenReady({ host: '127.0.0.1', port: (http.address() as { port: number }).port, timeoutMs: 300, what: 'web' }));
+  const err = await t.throwsAsync<VzsbError>(connectWhenReady({ host: '127.0.0.1', port: (http.address() as { port: number }).port, timeoutMs: 2000, what: 'web' }));
   t.is(err!.code, 'E_SSH_TIMEOUT');
-  t.regex(String(err!.details), /web: sshd at 127\.0\.0\.1:\d+ did not answer within 300 ms \(not an SSH banner: "HTTP\/1\.1 400 Bad Req"\)/);
+  t.regex(String(err!.details), /web: sshd at 127\.0\.0\.1:\d+ did not answer within 2000 ms \(not an SSH banner: "HTTP\/1\.1 400 Bad Req"\)/);
 
   const started = performance.now();
   const refused = await t.throwsAsync<VzsbError>(connectWhenReady({ host: '127.0.0.1', port: Number(new URL(await deadUrl()).port), timeoutMs: 300, what: 'nothing' }));

@@ -121,7 +121,8 @@ function makeCommand(name: 'command' | 'shell'): Operation<CommandArgs> {
         reason: a.no_log ? 'run (command hidden: no_log)' : `run ${shown.split('\n')[0]}`,
         changedWhen: cw,
         // Ansible's check mode: a command without creates/removes is skipped (nothing to judge by).
-        ...(check && !a.creates && !a.removes ? { checkSkipped: 'Command would have run if not in check mode' } : {}),
+        // vzsb's unless/onlyif were decided from facts above: then it is known that it would run.
+        ...(check && !a.creates && !a.removes && !a.unless && !a.onlyif ? { checkSkipped: 'Command would have run if not in check mode' } : {}),
         effects: [
           ...(a.creates ? ([[globRef(a.creates, a.chdir), true]] as Array<[FactRef, unknown]>) : []),
           ...(a.removes ? ([[globRef(a.removes, a.chdir), false]] as Array<[FactRef, unknown]>) : []),

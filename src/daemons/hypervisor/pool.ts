@@ -655,16 +655,21 @@ export class Pool {
     if (this.reservedBy.get(user) === rec) this.reservedBy.delete(user);
   }
 
-  /** Undo `assign` of a lease that was never answered. */
-  private unassign(rec: ContainerRecord): void {
+  /** Drop everything a lease put on a container record (and the user's index entry). */
+  private clearLease(rec: ContainerRecord): void {
     if (rec.user !== undefined && this.byUser.get(rec.user) === rec) this.byUser.delete(rec.user);
+    rec.user = undefined;
     rec.sessions = undefined;
     rec.displaced = undefined;
-    rec.user = undefined;
     rec.grantedAt = undefined;
     rec.lastActiveAt = undefined;
     rec.loggedIn = undefined;
     rec.releasedAt = undefined;
+  }
+
+  /** Undo `assign` of a lease that was never answered. */
+  private unassign(rec: ContainerRecord): void {
+    this.clearLease(rec);
     this.setState(rec, 'clean', this.clock.now());
   }
 
@@ -712,15 +717,8 @@ export class Pool {
       this.log.info('lease.reclaimed', { user: rec.user, container: rec.id, reason, heldMs: now - (rec.grantedAt ?? now), idleMs: now - (rec.lastActiveAt ?? now) });
       this.observer.reclaimed?.(reason);
     }
-    if (rec.user !== undefined && this.byUser.get(rec.user) === rec) this.byUser.delete(rec.user);
     rec.lastUser = rec.user;
-    rec.user = undefined;
-    rec.sessions = undefined;
-    rec.displaced = undefined;
-    rec.grantedAt = undefined;
-    rec.lastActiveAt = undefined;
-    rec.loggedIn = undefined;
-    rec.releasedAt = undefined;
+    this.clearLease(rec);
     this.setState(rec, 'dirty', now);
     // Best effort: a reset removes the record anyway; until then it says the lease ended.
     this.track(this.writeLeaseRecord(rec).catch((err) => this.log.warn('lease.record_failed', { container: rec.id, error: err })));

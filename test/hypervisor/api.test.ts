@@ -154,6 +154,27 @@ test('lease, renew and release over HTTP', async (t) => {
   t.is(twice.body.error.code, 'E_NO_LEASE');
 });
 
+test('a degraded hypervisor renews the leases it holds but refuses a new one with 503 E_DEGRADED, naming why, without waiting for a check', async (t) => {
+  const api = await startApi(t);
+  const lease = (body: unknown) => api.call('POST', '/v1/leases', { token: TOKENS.lease, body });
+  t.is((await lease({ user: 'alice', publicKey: KEY })).status, 200);
+  api.driver.setHealthProblems(['bridge vzsbbr0 is down']);
+  // The balancer's poll (or anyone's) sees it first; a lease then uses that answer.
+  const health = await eventually(() => api.call('GET', '/healthz', { token: null }), (h) => h.body.status === 'degraded', 5000);
+  t.deepEqual(health.body.degraded, ['bridge vzsbbr0 is down']);
+  const refused = await lease({ user: 'bob', publicKey: KEY });
+  t.is(refused.status, 503);
+  t.is(refused.body.error.code, 'E_DEGRADED');
+  t.regex(refused.body.error.message, /bridge vzsbbr0 is down/);
+  const renewed = await lease({ user: 'alice', publicKey: KEY });
+  t.is(renewed.status, 200, renewed.text);
+  t.true(renewed.body.renewed);
+  t.true(api.logLines.some((l) => l.includes('"lease.refused"') && l.includes('E_DEGRADED')));
+  api.driver.setHealthProblems([]);
+  await eventually(() => api.call('GET', '/healthz', { token: null }), (h) => h.body.status === 'ok', 5000);
+  t.is((await lease({ user: 'bob', publicKey: KEY })).status, 200);
+});
+
 test('malformed bodies get 400 naming the field; the daemon keeps serving', async (t) => {
   const api = await startApi(t);
   const post = (body: unknown) => api.call('POST', '/v1/leases', { token: TOKENS.lease, body });

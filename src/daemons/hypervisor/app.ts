@@ -82,6 +82,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   // Not worth another hypervisor: the user's container is here and kept.
   E_RENEW_FAILED: 409,
   E_STATE_UNWRITABLE: 503,
+  // Its last health check failed (a bridge down, a full disk): a new lease is worth another.
+  E_DEGRADED: 503,
   E_TOO_MANY: 409,
   E_HELD_HERE: 409,
 };
@@ -124,6 +126,7 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
       home: body.home ? { spill: body.spill } : undefined,
       renewOnly: body.renewOnly,
       displaced: body.displaced,
+      refuseNew: body.renewOnly ? undefined : (health.lastDegraded() ?? undefined),
     });
     if ('placedAt' in lease) {
       ctx.body = { user: body.user, placedAt: lease.placedAt };

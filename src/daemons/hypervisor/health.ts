@@ -60,6 +60,16 @@ export class HypervisorHealth {
     return this.running;
   }
 
+  /**
+   * Why no new lease should be granted, from the last report (null: none known, or healthy).
+   * Never waits: a stale report starts a new check in the background for the next caller.
+   */
+  lastDegraded(): string[] | null {
+    const c = this.cached;
+    if (!c || this.now() - c.at >= this.deps.config.cacheMs) void this.report().catch(() => undefined);
+    return c && c.report.degraded.length > 0 ? c.report.degraded : null;
+  }
+
   private async check(): Promise<HealthReport> {
     const { pool, driver, config } = this.deps;
     const degraded: string[] = [];

@@ -42,6 +42,11 @@ export interface LeaseOptions {
   renewOnly?: boolean;
   /** The user's lease on this hypervisor (by name) could not be reached: this one replaces it. */
   displaced?: string;
+  /**
+   * This hypervisor's last health check failed for these reasons: a lease held here is renewed
+   * (and a home still answers its claim), but a new one is refused (E_DEGRADED, worth another).
+   */
+  refuseNew?: string[];
 }
 
 /** A home's answer when the user's lease lives (or is to live) on another hypervisor. */
@@ -374,6 +379,10 @@ export class Pool {
           return { placedAt: this.claimOf(user)! };
         } else if (options.renewOnly) {
           throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease here`);
+        } else if (options.refuseNew) {
+          this.observer.leaseRefused?.('E_DEGRADED');
+          this.log.warn('lease.refused', { user, code: 'E_DEGRADED', reasons: options.refuseNew });
+          throw new VzsbError('E_DEGRADED', `this hypervisor takes no new sandboxes just now: ${options.refuseNew.join('; ')}`);
         } else if (!this.store.writable) {
           this.observer.leaseRefused?.('E_STATE_UNWRITABLE');
           this.log.warn('lease.refused', { user, code: 'E_STATE_UNWRITABLE', error: this.store.health().error });

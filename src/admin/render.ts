@@ -1,5 +1,5 @@
-import type { FanoutReport, PoolsReport, SessionsReport } from '../daemons/balancer/fanout.js';
-import { capacityStates } from '../daemons/balancer/hypervisor-client.js';
+import type { FanoutReport, PoolsReport, SessionsReport } from '../api/v1/balancer.js';
+import { capacityStates } from '../api/v1/hypervisor.js';
 import { formatDuration, formatTime, renderTable } from './table.js';
 
 /** Text for people from the balancer's answers (GET /v1/pools, GET /v1/sessions, resets). */

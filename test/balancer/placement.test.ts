@@ -1,6 +1,6 @@
 import test from 'ava';
 import { rankHypervisors, scoreOf, type PlacementInput } from '../../src/daemons/balancer/placement.js';
-import type { Capacity } from '../../src/daemons/balancer/hypervisor-client.js';
+import type { Capacity } from '../../src/api/v1/hypervisor.js';
 
 const cap = (c: Partial<Capacity>): Capacity => ({ clean: 0, leased: 0, building: 0, dirty: 0, broken: 0, max: 10, standby: 0, ...c });
 const h = (name: string, capacity: Capacity | null, extra: Partial<PlacementInput> = {}): PlacementInput => ({ name, up: true, capacity, inflight: 0, ...extra });

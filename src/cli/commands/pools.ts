@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { AdminClient } from '../../admin/client.js';
 import { EXIT, runAdmin, withAdminOptions, type AdminArgs } from '../../admin/options.js';
 import { renderPools, renderReset } from '../../admin/render.js';
-import type { FanoutReport, PoolsReport } from '../../daemons/balancer/fanout.js';
+import type { FanoutReport, PoolsReport } from '../../api/v1/balancer.js';
 
 /**
  * `vzsb pools status` and `vzsb pools reset`: the instructor's view of every hypervisor's pool

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { AdminClient } from '../../admin/client.js';
 import { EXIT, runAdmin, withAdminOptions, type AdminArgs } from '../../admin/options.js';
 import { renderSessions } from '../../admin/render.js';
-import type { SessionsReport } from '../../daemons/balancer/fanout.js';
+import type { SessionsReport } from '../../api/v1/balancer.js';
 
 /** `vzsb sessions`: who holds which container on which hypervisor, since when, idle how long. */
 export async function listSessions(client: AdminClient, json: boolean, write: (text: string) => void): Promise<number> {

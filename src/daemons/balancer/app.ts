@@ -1,6 +1,5 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
@@ -8,15 +7,18 @@ import type { Clock } from '../common/clock.js';
 import { parseInput } from '../../common/validate.js';
 import { createDaemonApp, param, readJson } from '../common/http.js';
 import { countAuthFailure, metricsHandler } from '../common/metrics.js';
-import { leaseRequestSchema, resetRequestSchema, sessionIdSchema, userNameSchema } from '../hypervisor/app.js';
+import * as v1 from '../../api/v1/balancer.js';
+import { hypervisorNameSchema, sessionIdSchema, userNameSchema } from '../../api/v1/fields.js';
+import { leaseRequestSchema, resetRequestSchema } from '../../api/v1/hypervisor.js';
 import type { BalancerConfig } from './config.js';
-import type { Fanout, FanoutReport } from './fanout.js';
+import type { Fanout } from './fanout.js';
 import type { HealthMonitor } from './health.js';
 import type { LeaseRouter } from './lease-router.js';
 import type { BalancerMetrics } from './metrics.js';
 
 /**
- * The balancer's HTTP API v1 (docs/api/balancer.openapi.yaml). The lease routes have the
+ * The balancer's HTTP API v1 (docs/api/balancer.openapi.yaml; its shapes are src/api/v1/balancer.ts,
+ * and every answer here `satisfies` them). The lease routes have the
  * hypervisor's shape (plus `hypervisor` in the answer), so a gateway can talk to either.
  * A factory: `serve` opens the port. Every route but /healthz needs a token of its scope.
  */
@@ -44,8 +46,6 @@ const STATUS_BY_CODE: Record<string, number> = {
   E_HOLDER_DOWN: 503,
 };
 
-const hypervisorNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a hypervisor name');
-
 export function createBalancerApp(deps: BalancerAppDeps): Koa {
   const { config, logger, metrics, health, fanout } = deps;
   const auth = new TokenAuth<Scope>(config.tokens);
@@ -63,13 +63,13 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
   router.get('/healthz', (ctx) => {
     const all = health.all();
     const up = all.filter((h) => h.up).length;
-    ctx.body = { status: up > 0 ? 'ok' : 'degraded', hypervisors: { up, total: all.length }, time: new Date(deps.clock.now()).toISOString() };
+    ctx.body = { status: up > 0 ? 'ok' : 'degraded', hypervisors: { up, total: all.length }, time: new Date(deps.clock.now()).toISOString() } satisfies v1.BalancerHealth;
   });
 
   router.post('/v1/leases', scope('lease'), async (ctx) => {
     const body = await readJson(ctx, leaseRequestSchema, limit);
     try {
-      ctx.body = await deps.router.lease(body);
+      ctx.body = (await deps.router.lease(body)) satisfies v1.BalancedLease;
     } catch (err) {
       if (err instanceof VzsbError && (err.code === 'E_BUSY' || err.code === 'E_HOLDER_DOWN')) ctx.set('Retry-After', '1');
       throw err;
@@ -79,18 +79,18 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
   router.delete('/v1/leases/:user', scope('lease'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
     const session = ctx.query.session === undefined ? undefined : parseInput(sessionIdSchema, ctx.query.session, 'query: session');
-    ctx.body = await deps.router.release(user, session);
+    ctx.body = (await deps.router.release(user, session)) satisfies v1.BalancedRelease;
   });
 
   router.get('/v1/pools', scope('admin'), async (ctx) => {
-    ctx.body = await fanout.pools();
+    ctx.body = (await fanout.pools()) satisfies v1.PoolsReport;
   });
 
   router.get('/v1/sessions', scope('admin'), async (ctx) => {
-    ctx.body = await fanout.sessions();
+    ctx.body = (await fanout.sessions()) satisfies v1.SessionsReport;
   });
 
-  const answer = (ctx: Koa.Context, report: FanoutReport) => {
+  const answer = (ctx: Koa.Context, report: v1.FanoutReport) => {
     ctx.status = report.ok ? 200 : report.error?.code === 'E_NO_LEASE' ? 404 : report.error?.code === 'E_IN_USE' ? 409 : 502;
     ctx.body = report;
   };

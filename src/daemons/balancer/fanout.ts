@@ -2,63 +2,15 @@ import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Clock } from '../common/clock.js';
 import type { HealthMonitor } from './health.js';
-import { HypervisorCallError, capacityStates, type Capacity, type ContainersResponse, type HypervisorClient, type LeaseView, type ResetOptions, type ResetReport } from './hypervisor-client.js';
+import type { CallError, FanoutReport, HypervisorResult, PoolsReport, PoolView, ResultStatus, SessionsReport } from '../../api/v1/balancer.js';
+import { capacityStates, type Capacity, type ResetRequest as ResetOptions } from '../../api/v1/hypervisor.js';
+import { HypervisorCallError, type HypervisorClient } from './hypervisor-client.js';
 
 /**
  * The instructor's view and actions over all hypervisors: every call goes to every hypervisor
  * in parallel with a bounded time, and every hypervisor gets its own result. A hypervisor
  * that fails is reported as failed next to the others; nothing is dropped.
  */
-export interface CallError {
-  code: string;
-  message: string;
-}
-
-export interface PoolView {
-  name: string;
-  url: string;
-  up: boolean;
-  /** Last time it answered (this call or a health poll), ISO time or null. */
-  lastSeen: string | null;
-  error: CallError | null;
-  capacity: Capacity | null;
-  containers: ContainersResponse['containers'];
-}
-
-export interface PoolsReport {
-  time: string;
-  hypervisors: PoolView[];
-  totals: Capacity;
-  up: number;
-  down: number;
-}
-
-export interface SessionView extends LeaseView {
-  hypervisor: string;
-}
-
-export interface SessionsReport {
-  time: string;
-  sessions: SessionView[];
-  /** Hypervisors that could not be asked: their sessions are missing from the list. */
-  unavailable: { hypervisor: string; error: CallError }[];
-}
-
-export type ResultStatus = 'done' | 'no-lease' | 'failed';
-
-export interface HypervisorResult {
-  hypervisor: string;
-  status: ResultStatus;
-  report?: ResetReport;
-  error?: CallError;
-}
-
-export interface FanoutReport {
-  ok: boolean;
-  results: HypervisorResult[];
-  error?: CallError;
-}
-
 export interface FanoutDeps {
   clients: readonly HypervisorClient[];
   health: HealthMonitor;

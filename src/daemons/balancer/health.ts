@@ -1,7 +1,8 @@
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { Clock } from '../common/clock.js';
-import { HypervisorCallError, type Capacity, type HypervisorClient } from './hypervisor-client.js';
+import type { Capacity } from '../../api/v1/hypervisor.js';
+import { HypervisorCallError, type HypervisorClient } from './hypervisor-client.js';
 
 /**
  * Health of every hypervisor: its /healthz polled in the background with a bounded timeout.

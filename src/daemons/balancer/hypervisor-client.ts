@@ -2,10 +2,12 @@ import { Agent, request as httpRequest } from 'node:http';
 import { z } from 'zod';
 import { VzsbError } from '../../common/errors.js';
 import { parseInput } from '../../common/validate.js';
+import * as v1 from '../../api/v1/hypervisor.js';
 import type { HypervisorTarget } from './config.js';
 
 /**
- * Calls to one hypervisor's API (docs/api/hypervisor.openapi.yaml) with a bounded time each.
+ * Calls to one hypervisor's API (docs/api/hypervisor.openapi.yaml) with a bounded time each;
+ * every answer is parsed with the contract's schema (src/api/v1/hypervisor.ts).
  * Every failure becomes a HypervisorCallError naming the hypervisor and saying what went wrong
  * (unreachable, timed out, an error answer with its code, or an answer of the wrong shape);
  * the caller decides whether to try another hypervisor.
@@ -32,109 +34,22 @@ export class HypervisorCallError extends VzsbError {
   }
 }
 
-export const capacitySchema = z.looseObject({
-  clean: z.number().int().min(0),
-  leased: z.number().int().min(0),
-  building: z.number().int().min(0),
-  dirty: z.number().int().min(0),
-  broken: z.number().int().min(0),
-  max: z.number().int().min(0),
-  standby: z.number().int().min(0),
-});
-export type Capacity = z.infer<typeof capacitySchema>;
-export const capacityStates = ['clean', 'leased', 'building', 'dirty', 'broken'] as const;
+/**
+ * What the balancer reads of GET /healthz: the status, the capacity and the displaced leases
+ * (a hypervisor's health poll answer counts as up without the rest).
+ */
+const healthReadSchema = v1.hypervisorHealthSchema
+  .pick({ status: true, degraded: true, driver: true, capacity: true, displaced: true })
+  .partial({ degraded: true, driver: true });
+export type HypervisorHealth = z.output<typeof healthReadSchema>;
 
-const displacedSchema = z.looseObject({ user: z.string(), from: z.string() });
-const healthSchema = z.looseObject({ status: z.string(), degraded: z.array(z.string()).optional(), driver: z.string().optional(), capacity: capacitySchema, displaced: z.array(displacedSchema).optional() });
-export type HypervisorHealth = z.infer<typeof healthSchema>;
-
-export const leaseResponseSchema = z.looseObject({
-  container: z.string(),
-  address: z.string(),
-  sshPort: z.number().int(),
-  hostKey: z.string(),
-  hostKeyFingerprint: z.string(),
-  user: z.string(),
-  grantedAt: z.string(),
-  ms: z.number(),
-  hit: z.boolean(),
-  renewed: z.boolean(),
-  /** the maximum session length's deadline (hypervisors before it do not send these) */
-  expiresAt: z.string().nullable().optional(),
-  secondsLeft: z.number().nullable().optional(),
-});
-export type LeaseResponse = z.infer<typeof leaseResponseSchema>;
-
-/** What a user's home answers when the user's lease is (to be) on another hypervisor. */
-export const placedSchema = z.looseObject({ placedAt: z.string() });
-const leaseAnswerSchema = z.union([leaseResponseSchema, placedSchema]);
-export interface Placed {
-  placedAt: string;
-}
+export type LeaseResponse = z.output<typeof v1.leaseSchema>;
+/** What the balancer keeps of a home's answer that the lease lives elsewhere. */
+export type Placed = Pick<v1.Placed, 'placedAt'>;
 export type LeaseAnswer = LeaseResponse | Placed;
-
-export function isPlaced(answer: LeaseAnswer): answer is Placed {
-  return typeof (answer as { placedAt?: unknown }).placedAt === 'string';
-}
-
-/** POST /v1/leases as the balancer sends it (docs/api/hypervisor.openapi.yaml). */
-export interface LeaseCall {
-  user: string;
-  publicKey: string;
-  session?: string;
-  maxSessions?: number;
-  /** This hypervisor is the user's home: it settles where the user's lease lives. */
-  home?: boolean;
-  /** With home: where to send the user when no container is free here. */
-  spill?: string;
-  /** Only renew a lease this hypervisor holds; never grant a new one (E_NO_LEASE). */
-  renewOnly?: boolean;
-  /** The lease is given while the user's home (this name) was down. */
-  displaced?: string;
-}
-
-const claimAnswerSchema = z.looseObject({ hypervisor: z.string().nullable() });
-export type ClaimAnswer = z.infer<typeof claimAnswerSchema>;
-
-const releaseResponseSchema = z.looseObject({ user: z.string(), container: z.string(), graceUntil: z.string().nullable(), sessions: z.number().int().optional(), released: z.boolean().optional() });
-export type ReleaseResponse = z.infer<typeof releaseResponseSchema>;
-
-const containerSchema = z.looseObject({
-  id: z.string(),
-  state: z.string(),
-  user: z.string().nullable(),
-  since: z.string(),
-  address: z.string().nullable(),
-});
-const containersResponseSchema = z.looseObject({ capacity: capacitySchema, containers: z.array(containerSchema) });
-export type ContainersResponse = z.infer<typeof containersResponseSchema>;
-
-const userStatusSchema = z.looseObject({ capacity: capacitySchema, container: containerSchema.nullable(), claim: z.string().nullable().optional() });
-export type UserStatus = z.infer<typeof userStatusSchema>;
-
-const leaseViewSchema = z.looseObject({
-  user: z.string(),
-  container: z.string(),
-  address: z.string().nullable(),
-  grantedAt: z.string(),
-  lastActiveAt: z.string().nullable(),
-  loggedIn: z.boolean(),
-  releasedAt: z.string().nullable(),
-});
-export type LeaseView = z.infer<typeof leaseViewSchema>;
-const leasesResponseSchema = z.looseObject({ leases: z.array(leaseViewSchema) });
-
-export const resetReportSchema = z.looseObject({
-  reset: z.array(z.string()),
-  skipped: z.array(z.looseObject({ container: z.string(), user: z.string().nullable(), reason: z.string() })),
-  failed: z.array(z.string()),
-});
-export type ResetReport = z.infer<typeof resetReportSchema>;
-
-export interface ResetOptions {
-  force: boolean;
-  wait: boolean;
-}
+export type ReleaseResponse = z.output<typeof v1.releasedSchema>;
+export type UserStatus = z.output<typeof v1.userStatusSchema>;
+export type ContainersResponse = z.output<typeof v1.containersSchema>;
 
 /** One HTTP exchange: what `call` needs from the transport (tests may pass another). */
 export interface Transport {
@@ -222,49 +137,49 @@ export class HypervisorClient {
 
   /** Unauthenticated health probe. */
   health(timeoutMs: number): Promise<HypervisorHealth> {
-    return this.call('GET', '/healthz', undefined, timeoutMs, healthSchema, false);
+    return this.call('GET', '/healthz', undefined, timeoutMs, healthReadSchema, false);
   }
 
-  async lease(request: LeaseCall, timeoutMs: number): Promise<LeaseAnswer> {
-    const answer = await this.call('POST', '/v1/leases', request, timeoutMs, leaseAnswerSchema);
-    return typeof answer.placedAt === 'string' ? { placedAt: answer.placedAt } : (answer as LeaseResponse);
+  async lease(request: v1.HypervisorLeaseRequest, timeoutMs: number): Promise<LeaseAnswer> {
+    const answer = await this.call('POST', '/v1/leases', request, timeoutMs, v1.leaseAnswerSchema);
+    return v1.isPlaced(answer) ? { placedAt: answer.placedAt } : answer;
   }
 
   /** End one session of `user`'s lease (the lease ends with its last), or the whole lease without `session`. */
   release(user: string, timeoutMs: number, session?: string): Promise<ReleaseResponse> {
     const query = session === undefined ? '' : `?session=${encodeURIComponent(session)}`;
-    return this.call('DELETE', `/v1/leases/${encodeURIComponent(user)}${query}`, undefined, timeoutMs, releaseResponseSchema);
+    return this.call('DELETE', `/v1/leases/${encodeURIComponent(user)}${query}`, undefined, timeoutMs, v1.releasedSchema);
   }
 
   /** Ask `user`'s home to send the user to `hypervisor` (replacing `replace`, a claim that failed). */
-  claim(user: string, body: { hypervisor: string | null; replace?: string; endLease?: boolean }, timeoutMs: number): Promise<ClaimAnswer> {
-    return this.call('POST', `/v1/claims/${encodeURIComponent(user)}`, body, timeoutMs, claimAnswerSchema);
+  claim(user: string, body: v1.ClaimRequest, timeoutMs: number): Promise<z.output<typeof v1.claimAnswerSchema>> {
+    return this.call('POST', `/v1/claims/${encodeURIComponent(user)}`, body, timeoutMs, v1.claimAnswerSchema);
   }
 
   /** A lease given while its user's home was down is known to that home now. */
-  settle(user: string, timeoutMs: number): Promise<unknown> {
-    return this.call('POST', `/v1/leases/${encodeURIComponent(user)}/settled`, {}, timeoutMs, z.unknown());
+  settle(user: string, timeoutMs: number): Promise<z.output<typeof v1.settledSchema>> {
+    return this.call('POST', `/v1/leases/${encodeURIComponent(user)}/settled`, {}, timeoutMs, v1.settledSchema);
   }
 
   /** The hypervisor's capacity and the container it holds for `user` (leased or being built), if any. */
   userStatus(user: string, timeoutMs: number): Promise<UserStatus> {
-    return this.call('GET', `/v1/users/${encodeURIComponent(user)}`, undefined, timeoutMs, userStatusSchema);
+    return this.call('GET', `/v1/users/${encodeURIComponent(user)}`, undefined, timeoutMs, v1.userStatusSchema);
   }
 
   containers(timeoutMs: number): Promise<ContainersResponse> {
-    return this.call('GET', '/v1/containers', undefined, timeoutMs, containersResponseSchema);
+    return this.call('GET', '/v1/containers', undefined, timeoutMs, v1.containersSchema);
   }
 
-  async leases(timeoutMs: number): Promise<LeaseView[]> {
-    return (await this.call('GET', '/v1/leases', undefined, timeoutMs, leasesResponseSchema)).leases;
+  async leases(timeoutMs: number): Promise<z.output<typeof v1.leaseViewSchema>[]> {
+    return (await this.call('GET', '/v1/leases', undefined, timeoutMs, v1.leasesSchema)).leases;
   }
 
-  resetAll(options: ResetOptions, timeoutMs: number): Promise<ResetReport> {
-    return this.call('POST', '/v1/reset', options, timeoutMs, resetReportSchema);
+  resetAll(options: v1.ResetRequest, timeoutMs: number): Promise<z.output<typeof v1.resetReportSchema>> {
+    return this.call('POST', '/v1/reset', options, timeoutMs, v1.resetReportSchema);
   }
 
-  resetUser(user: string, options: ResetOptions, timeoutMs: number): Promise<ResetReport> {
-    return this.call('POST', `/v1/leases/${encodeURIComponent(user)}/reset`, options, timeoutMs, resetReportSchema);
+  resetUser(user: string, options: v1.ResetRequest, timeoutMs: number): Promise<z.output<typeof v1.resetReportSchema>> {
+    return this.call('POST', `/v1/leases/${encodeURIComponent(user)}/reset`, options, timeoutMs, v1.resetReportSchema);
   }
 
   private async call<S extends z.ZodType>(method: string, path: string, body: unknown, timeoutMs: number, schema: S, auth = true): Promise<z.infer<S>> {

@@ -4,7 +4,10 @@ import { KeyedMutex } from '../common/keyed-mutex.js';
 import { Admission } from './admission.js';
 import type { BalancerConfig } from './config.js';
 import type { HealthMonitor } from './health.js';
-import { HypervisorCallError, isPlaced, type HypervisorClient, type LeaseCall, type LeaseResponse, type Placed, type ReleaseResponse } from './hypervisor-client.js';
+import type { z } from 'zod';
+import type { balancedLeaseSchema, balancedReleaseSchema } from '../../api/v1/balancer.js';
+import { isPlaced, type HypervisorLeaseRequest } from '../../api/v1/hypervisor.js';
+import { HypervisorCallError, type HypervisorClient, type Placed } from './hypervisor-client.js';
 import type { BalancerMetrics } from './metrics.js';
 import { isFull, scoreOf } from './placement.js';
 import { rendezvousOrder } from './rendezvous.js';
@@ -27,8 +30,8 @@ import { rendezvousOrder } from './rendezvous.js';
  *   new lease elsewhere, marked as displacing the old one, which is ended when its hypervisor
  *   is back (settleDisplaced, after each health round).
  */
-export type BalancedLease = LeaseResponse & { hypervisor: string; movedFrom?: string };
-export type BalancedRelease = ReleaseResponse & { hypervisor: string };
+export type BalancedLease = z.output<typeof balancedLeaseSchema>;
+export type BalancedRelease = z.output<typeof balancedReleaseSchema>;
 
 export interface LeaseRequest {
   user: string;
@@ -295,7 +298,7 @@ export class LeaseRouter {
   }
 
   /** One lease call with this request's remaining time; failures are noted and rethrown. */
-  private async call(name: string, body: LeaseCall, attempt: Attempt): Promise<BalancedLease | Placed> {
+  private async call(name: string, body: HypervisorLeaseRequest, attempt: Attempt): Promise<BalancedLease | Placed> {
     if (attempt.left() <= 0) throw this.refusal(undefined, attempt);
     this.inflight.set(name, (this.inflight.get(name) ?? 0) + 1);
     try {

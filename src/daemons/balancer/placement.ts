@@ -1,4 +1,4 @@
-import type { Capacity } from './hypervisor-client.js';
+import type { Capacity } from '../../api/v1/hypervisor.js';
 
 /**
  * Where a new lease should go, from what the hypervisors just reported. Pure: no I/O.

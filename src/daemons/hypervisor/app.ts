@@ -1,21 +1,22 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { z } from 'zod';
 import type { Logger } from '../../common/log.js';
 import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
 import type { Clock } from '../common/clock.js';
 import { parseInput } from '../../common/validate.js';
 import { createDaemonApp, param, readJson } from '../common/http.js';
 import { countAuthFailure, metricsHandler } from '../common/metrics.js';
-import { parsePublicKey } from '../common/ssh-key.js';
 import type { ContainerDriver } from '../drivers/types.js';
 import type { HypervisorConfig } from './config.js';
 import { HypervisorHealth } from './health.js';
 import { HypervisorMetrics } from './metrics.js';
-import type { Pool, ReclaimReport } from './pool.js';
+import { containerIdSchema, emptyRequestSchema, sessionIdSchema, userNameSchema } from '../../api/v1/fields.js';
+import * as v1 from '../../api/v1/hypervisor.js';
+import type { Pool } from './pool.js';
 
 /**
- * The hypervisor's HTTP API v1 (docs/api/hypervisor.openapi.yaml). A factory: it opens no
+ * The hypervisor's HTTP API v1 (docs/api/hypervisor.openapi.yaml; what each route takes and
+ * answers is src/api/v1/hypervisor.ts, and every answer here `satisfies` it). A factory: it opens no
  * port; `serve` (../common/serve.ts) does. Every route but /healthz needs a bearer token
  * with the route's scope.
  */
@@ -29,50 +30,8 @@ export interface HypervisorAppDeps {
   /** What /healthz reports (default: made from the driver, the pool and `config.health`). */
   health?: HypervisorHealth;
   /** What POST /v1/reclaim runs: the reclaim job (shared with the schedule so passes never overlap). */
-  reclaimNow?: () => Promise<ReclaimReport>;
+  reclaimNow?: () => Promise<v1.ReclaimReport>;
 }
-
-/** Unix user names as useradd accepts them by default (NAME_REGEX), at most 32 characters. */
-export const userNameSchema = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'expected a Unix user name (a-z or _ first, then up to 31 of a-z 0-9 _ -)');
-
-export const publicKeySchema = z.string().superRefine((value, ctx) => {
-  const parsed = parsePublicKey(value);
-  if ('error' in parsed) ctx.addIssue({ code: 'custom', message: `expected ${parsed.error}` });
-});
-
-const containerIdSchema = z.string().regex(/^[a-z][a-z0-9-]{0,20}\d{1,9}$/, 'expected a container id like "vzsb-0007"');
-
-/** A login session's id, chosen by the gateway (host, process, random part). */
-export const sessionIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, 'expected a session id (letters, digits, . _ : @ -, at most 128)');
-const hypervisorNameSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected a hypervisor name');
-
-/** A lease as a gateway asks for it (the balancer's POST /v1/leases). */
-export const leaseRequestSchema = z.strictObject({
-  user: userNameSchema,
-  publicKey: publicKeySchema,
-  session: sessionIdSchema.optional(),
-  maxSessions: z.number().int().min(1).max(1000).optional(),
-});
-/** What a balancer sends a hypervisor: the gateway's request plus where it stands in placement. */
-export const hypervisorLeaseSchema = leaseRequestSchema.extend({
-  home: z.boolean().default(false),
-  spill: hypervisorNameSchema.optional(),
-  renewOnly: z.boolean().default(false),
-  displaced: hypervisorNameSchema.optional(),
-});
-const claimRequestSchema = z.strictObject({
-  hypervisor: hypervisorNameSchema.nullable(),
-  replace: hypervisorNameSchema.optional(),
-  endLease: z.boolean().default(false),
-});
-export const resetRequestSchema = z.strictObject({
-  /** Reset containers with live ssh sessions too (their leases end). */
-  force: z.boolean().default(false),
-  /** Answer once the resets finished (200) instead of when they started (202). */
-  wait: z.boolean().default(false),
-});
 
 const STATUS_BY_CODE: Record<string, number> = {
   E_POOL_FULL: 503,
@@ -115,11 +74,11 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
   router.get('/healthz', async (ctx) => {
     const report = await health.report();
     const displaced = pool.displacedLeases();
-    ctx.body = { ...report, driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString(), ...(displaced.length > 0 ? { displaced } : {}) };
+    ctx.body = { ...report, driver: deps.driver.name, capacity: pool.capacity(), time: new Date(deps.clock.now()).toISOString(), ...(displaced.length > 0 ? { displaced } : {}) } satisfies v1.HypervisorHealth;
   });
 
   router.post('/v1/leases', scope('lease'), async (ctx) => {
-    const body = await readJson(ctx, hypervisorLeaseSchema, limit);
+    const body = await readJson(ctx, v1.hypervisorLeaseRequestSchema, limit);
     const lease = await pool.lease(body.user, body.publicKey, {
       session: body.session,
       maxSessions: body.maxSessions,
@@ -129,7 +88,7 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
       refuseNew: body.renewOnly ? undefined : (health.lastDegraded() ?? undefined),
     });
     if ('placedAt' in lease) {
-      ctx.body = { user: body.user, placedAt: lease.placedAt };
+      ctx.body = { user: body.user, placedAt: lease.placedAt } satisfies v1.Placed;
       return;
     }
     ctx.body = {
@@ -146,67 +105,67 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
       sessions: lease.sessions,
       expiresAt: lease.expiresAt,
       secondsLeft: lease.secondsLeft,
-    };
+    } satisfies Required<v1.Lease>;
   });
 
   router.delete('/v1/leases/:user', scope('lease'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
     const session = ctx.query.session === undefined ? undefined : parseInput(sessionIdSchema, ctx.query.session, 'query: session');
     const released = await pool.release(user, session);
-    ctx.body = { user, ...released };
+    ctx.body = { user, ...released } satisfies v1.Released;
   });
 
   // As the user's home: where the user's lease is to live (docs/balancer.md, placement).
   router.post('/v1/claims/:user', scope('lease'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    const body = await readJson(ctx, claimRequestSchema, limit);
-    ctx.body = { user, ...(await pool.claim(user, body.hypervisor, { replace: body.replace, endLease: body.endLease })) };
+    const body = await readJson(ctx, v1.claimRequestSchema, limit);
+    ctx.body = { user, ...(await pool.claim(user, body.hypervisor, { replace: body.replace, endLease: body.endLease })) } satisfies v1.ClaimAnswer;
   });
 
   router.post('/v1/leases/:user/settled', scope('lease'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    await readJson(ctx, z.strictObject({}), limit);
+    await readJson(ctx, emptyRequestSchema, limit);
     await pool.settle(user);
-    ctx.body = { user };
+    ctx.body = { user } satisfies v1.Settled;
   });
 
   router.get('/v1/leases', scope('admin'), (ctx) => {
-    ctx.body = { leases: pool.leases() };
+    ctx.body = { leases: pool.leases() } satisfies v1.Leases;
   });
 
   // What a balancer asks on every lease: cheaper than the whole container list.
   router.get('/v1/users/:user', scope('admin'), (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    ctx.body = { capacity: pool.capacity(), container: pool.containerOf(user), claim: pool.claimOf(user) ?? null };
+    ctx.body = { capacity: pool.capacity(), container: pool.containerOf(user), claim: pool.claimOf(user) ?? null } satisfies v1.UserStatus;
   });
 
   router.get('/v1/containers', scope('admin'), (ctx) => {
-    ctx.body = { capacity: pool.capacity(), containers: pool.containers() };
+    ctx.body = { capacity: pool.capacity(), containers: pool.containers() } satisfies v1.Containers;
   });
 
   router.post('/v1/containers/:id/reset', scope('admin'), async (ctx) => {
     const id = param(ctx, 'id', containerIdSchema);
-    const body = await readJson(ctx, resetRequestSchema, limit);
-    ctx.body = await pool.resetContainer(id, body);
+    const body = await readJson(ctx, v1.resetRequestSchema, limit);
+    ctx.body = (await pool.resetContainer(id, body)) satisfies v1.ResetReport;
     ctx.status = body.wait ? 200 : 202;
   });
 
   router.post('/v1/leases/:user/reset', scope('admin'), async (ctx) => {
     const user = param(ctx, 'user', userNameSchema);
-    const body = await readJson(ctx, resetRequestSchema, limit);
-    ctx.body = await pool.resetUser(user, body);
+    const body = await readJson(ctx, v1.resetRequestSchema, limit);
+    ctx.body = (await pool.resetUser(user, body)) satisfies v1.ResetReport;
     ctx.status = body.wait ? 200 : 202;
   });
 
   router.post('/v1/reset', scope('admin'), async (ctx) => {
-    const body = await readJson(ctx, resetRequestSchema, limit);
-    ctx.body = await pool.resetAll(body);
+    const body = await readJson(ctx, v1.resetRequestSchema, limit);
+    ctx.body = (await pool.resetAll(body)) satisfies v1.ResetReport;
     ctx.status = body.wait ? 200 : 202;
   });
 
   router.post('/v1/reclaim', scope('admin'), async (ctx) => {
-    await readJson(ctx, z.strictObject({}), limit);
-    ctx.body = await reclaimNow();
+    await readJson(ctx, emptyRequestSchema, limit);
+    ctx.body = (await reclaimNow()) satisfies v1.ReclaimReport;
   });
 
   router.get('/metrics', scope('metrics'), metricsHandler(metrics.daemon));

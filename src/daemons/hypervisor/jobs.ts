@@ -2,7 +2,8 @@ import schedule from 'node-schedule';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import type { PoolConfig } from './config.js';
-import type { Pool, ReclaimReport } from './pool.js';
+import type { ReclaimReport } from '../../api/v1/hypervisor.js';
+import type { Pool } from './pool.js';
 
 /**
  * In-process jobs on node-schedule: the reclaim pass (idle, grace, limits, resets, refill)

@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { createDaemonMetrics, type DaemonMetrics } from '../common/metrics.js';
 import { containerStates } from './lease-store.js';
-import type { Capacity, PoolObserver, ReclaimReason } from './pool.js';
+import type { Capacity, ReclaimReason } from '../../api/v1/hypervisor.js';
+import type { PoolObserver } from './pool.js';
 
 /** The hypervisor's metrics; it is the pool's observer. Names start with `vzsb_hypervisor_`. */
 export class HypervisorMetrics implements PoolObserver {

@@ -3,6 +3,8 @@ import type { Logger } from '../../common/log.js';
 import type { Clock } from '../common/clock.js';
 import { KeyedMutex } from '../common/keyed-mutex.js';
 import type { ContainerDriver, HostKey } from '../drivers/types.js';
+import type * as v1 from '../../api/v1/hypervisor.js';
+import type { Capacity, ContainerView, LeaseView, ReclaimReason, ReclaimReport, ResetReport } from '../../api/v1/hypervisor.js';
 import type { PoolConfig } from './config.js';
 import type { ContainerState, LeaseStore, StoredRecord, StoredState } from './lease-store.js';
 
@@ -49,80 +51,17 @@ export interface LeaseOptions {
   refuseNew?: string[];
 }
 
-/** A home's answer when the user's lease lives (or is to live) on another hypervisor. */
-export interface Placed {
-  placedAt: string;
-}
-
-export interface Released {
-  container: string;
-  graceUntil: string | null;
-  /** Sessions the lease still has. */
-  sessions: number;
-  /** false when other sessions keep the lease. */
-  released: boolean;
-}
-
 /** A lease's sessions beyond this are dropped oldest first (gateways that died never end theirs). */
 const SESSIONS_KEPT = 256;
 /** A registered session younger than this may not have connected yet: never pruned. */
 const SESSION_CONNECT_MS = 120_000;
 
-export interface Lease {
-  container: string;
-  address: string;
-  hostKey: string;
-  hostKeyFingerprint: string;
-  user: string;
-  grantedAt: string;
-  /** Time this request took. */
-  ms: number;
-  /** true when a ready container was used, false when one was built for this request. */
-  hit: boolean;
-  /** true when the user already held this container. */
-  renewed: boolean;
-  /** Live sessions of the lease, this one included. */
-  sessions: number;
-  /** When the maximum session length ends the lease (null: no maximum), and how far off that is. */
-  expiresAt: string | null;
-  secondsLeft: number | null;
-}
-
-export interface Capacity {
-  clean: number;
-  leased: number;
-  building: number;
-  dirty: number;
-  broken: number;
-  max: number;
-  standby: number;
-}
-
-export interface ContainerView {
-  id: string;
-  state: ContainerState;
-  user: string | null;
-  since: string;
-  address: string | null;
-}
-
-export interface LeaseView {
-  user: string;
-  container: string;
-  address: string | null;
-  grantedAt: string;
-  lastActiveAt: string | null;
-  loggedIn: boolean;
-  releasedAt: string | null;
-}
-
-export type ReclaimReason = 'released' | 'idle' | 'never-used' | 'session-limit' | 'reset' | 'lost' | 'moved';
-
-export interface ReclaimReport {
-  reclaimed: { user: string; container: string; reason: ReclaimReason }[];
-  kept: number;
-  repaired: string[];
-}
+/** A lease as the pool grants it: the API's answer (src/api/v1/hypervisor.ts) but the ssh port, which the app adds. */
+export type Lease = Required<Omit<v1.Lease, 'sshPort'>>;
+/** A home's answer when the user's lease lives (or is to live) on another hypervisor (the app adds the user). */
+export type Placed = Omit<v1.Placed, 'user'>;
+/** What ending a session or a lease did (the app adds the user). */
+export type Released = Omit<v1.Released, 'user'>;
 
 export interface ReconcileReport {
   /** Where the state came from: the state file, the previous one, or none (containers' records only). */
@@ -136,12 +75,6 @@ export interface ReconcileReport {
   recordsDropped: string[];
   leasesLost: string[];
   rebuilt: string[];
-}
-
-export interface ResetReport {
-  reset: string[];
-  skipped: { container: string; user: string | null; reason: string }[];
-  failed: string[];
 }
 
 /** What the metrics see; every method is optional. */

@@ -6,7 +6,7 @@ import { localUrl } from '../common/serve.js';
 import type { HypervisorConfig } from './config.js';
 import { createDriver } from './drivers.js';
 import { LeaseStore } from './lease-store.js';
-import type { ReclaimReport } from './pool.js';
+import type { ReclaimReport } from '../../api/v1/hypervisor.js';
 import { Pool } from './pool.js';
 import { readEndpoint, takeStateLock } from './serve.js';
 

@@ -6,7 +6,11 @@ import type { ContainerDriver, HostKey } from '../drivers/types.js';
 import type * as v1 from '../../api/v1/hypervisor.js';
 import type { Capacity, ContainerView, LeaseView, ReclaimReason, ReclaimReport, ResetReport } from '../../api/v1/hypervisor.js';
 import type { PoolConfig } from './config.js';
+import { ContainerTable, type ContainerRecord } from './container-table.js';
+import { LeaseRecords } from './lease-records.js';
 import type { ContainerState, LeaseStore, StoredRecord, StoredState } from './lease-store.js';
+import { planReconcile } from './reconcile.js';
+import { claimExpired, expiry, keptPastGrace, reclaimReason, staleSessions } from './reclaim-policy.js';
 
 /**
  * The warm pool of one hypervisor: container states, leases keyed by user, reclaim and reset.
@@ -24,11 +28,8 @@ import type { ContainerState, LeaseStore, StoredRecord, StoredState } from './le
  * - A container only becomes clean again through destroy + create (reset).
  */
 export type { ContainerState } from './lease-store.js';
-
-export interface ContainerRecord extends StoredRecord {
-  /** A build started for this user's lease (a pool miss): no one else takes it. */
-  reservedFor?: string;
-}
+export type { ContainerRecord } from './container-table.js';
+export { parseLeaseRecord, type LeaseRecord } from './lease-records.js';
 
 export type SessionRecord = NonNullable<StoredRecord['sessions']>[number];
 
@@ -53,8 +54,6 @@ export interface LeaseOptions {
 
 /** A lease's sessions beyond this are dropped oldest first (gateways that died never end theirs). */
 const SESSIONS_KEPT = 256;
-/** A registered session younger than this may not have connected yet: never pruned. */
-const SESSION_CONNECT_MS = 120_000;
 
 /** A lease as the pool grants it: the API's answer (src/api/v1/hypervisor.ts) but the ssh port, which the app adds. */
 export type Lease = Required<Omit<v1.Lease, 'sshPort'>>;
@@ -96,34 +95,9 @@ export interface PoolDeps {
   observer?: PoolObserver;
 }
 
-const ID_DIGITS = 4;
 const LEASE_ATTEMPTS = 3;
 /** How long a lease waits for a container being reset when the pool is at max. */
 const LEASE_WAIT_MS = 20_000;
-
-/** What a container's own lease record says (driver.writeLeaseRecord), JSON. */
-export interface LeaseRecord {
-  version: 1;
-  container: string;
-  state: 'leased' | 'released';
-  user?: string;
-  grantedAt?: number;
-  /** When it was written (epoch ms, the pool's clock). */
-  at: number;
-}
-
-export function parseLeaseRecord(text: string | undefined, id: string): LeaseRecord | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const r = JSON.parse(text) as Partial<LeaseRecord>;
-    if (r.version !== 1 || r.container !== id || typeof r.at !== 'number') return undefined;
-    if (r.state === 'leased' && typeof r.user === 'string' && r.user !== '') return r as LeaseRecord;
-    if (r.state === 'released') return r as LeaseRecord;
-  } catch {
-    // a torn record is no record
-  }
-  return undefined;
-}
 
 /** Errors of the disk rather than of the container: full, read-only, over quota, failing. */
 const STORAGE_ERRNOS = new Set(['ENOSPC', 'EROFS', 'EDQUOT', 'EIO', 'EACCES', 'EPERM']);
@@ -143,11 +117,9 @@ export class Pool {
   private readonly config: PoolConfig;
   private readonly prefix: string;
   private readonly observer: PoolObserver;
-  private readonly records = new Map<string, ContainerRecord>();
-  /** user -> their leased record; checked against the record on every read (holds()). */
-  private readonly byUser = new Map<string, ContainerRecord>();
-  /** user -> the record being built for them (a pool miss). */
-  private readonly reservedBy = new Map<string, ContainerRecord>();
+  /** The containers, their states (each change checked against container-table's TRANSITIONS) and the user indexes. */
+  private readonly table: ContainerTable;
+  private readonly leaseRecords: LeaseRecords;
   /** As the users' home: user -> the hypervisor their lease was placed on. */
   private readonly claims = new Map<string, { hypervisor: string; since: number }>();
   private readonly hostKeys = new Map<string, HostKey>();
@@ -160,8 +132,6 @@ export class Pool {
   private readonly buildWaiters: (() => void)[] = [];
   private standbyTarget: number;
   private stopping = false;
-  /** Lease record writes per container, in order. */
-  private readonly recordWrites = new Map<string, Promise<void>>();
 
   constructor(deps: PoolDeps) {
     this.driver = deps.driver;
@@ -172,13 +142,17 @@ export class Pool {
     this.prefix = deps.prefix;
     this.observer = deps.observer ?? {};
     this.standbyTarget = deps.config.standby;
+    this.table = new ContainerTable(deps.prefix, deps.config.max, (_rec, to) => {
+      if (to === 'clean' || to === 'broken') for (const wake of this.cleanWaiters.splice(0)) wake();
+    });
+    this.leaseRecords = new LeaseRecords(deps.driver, () => this.clock.now());
     this.store.watch({
       onFailing: (error) => this.log.error('state.unwritable', { path: this.store.path, error, leased: this.capacity().leased }),
       onRecovered: () => {
         if (this.stopping) return;
         this.log.info('state.writable', { path: this.store.path });
         // What waited for the disk: resets of released containers, the refill.
-        for (const r of this.records.values()) if (r.state === 'dirty') this.track(this.scheduleReset(r));
+        for (const r of this.table.values()) if (r.state === 'dirty') this.track(this.scheduleReset(r));
         this.track(this.replenish());
       },
     });
@@ -199,72 +173,44 @@ export class Pool {
     if (loaded.damaged) {
       this.log.error('state.damaged', { path: this.store.path, problems: loaded.problems, using: loaded.source, keptAs: this.store.damagedPath });
     }
-    const saved = loaded.state;
-    const live = new Map((await this.driver.list()).map((c) => [c.id, c]));
-    const leaseRecords = await this.readLeaseRecords([...live.keys()]);
-    // A container's own record written after the state file was saved is the newer word.
-    const newer = (id: string) => {
-      const r = leaseRecords.get(id);
-      return r && r.at > (saved?.savedAt ?? -Infinity) ? r : undefined;
-    };
-    const now = this.clock.now();
-    for (const c of saved?.claims ?? []) {
-      if (now - c.since < this.config.claimSeconds * 1000) this.claims.set(c.user, { hypervisor: c.hypervisor, since: c.since });
+    const live = await this.driver.list();
+    const leaseRecords = await this.leaseRecords.readAll(live.map((c) => c.id));
+    const plan = planReconcile({
+      saved: loaded.state,
+      damaged: loaded.damaged,
+      live,
+      leaseRecords,
+      now: this.clock.now(),
+      orphans: this.config.orphans,
+      claimSeconds: this.config.claimSeconds,
+      ours: (id) => this.table.numberOf(id) !== undefined,
+    });
+    for (const c of plan.claims) this.claims.set(c.user, { hypervisor: c.hypervisor, since: c.since });
+    for (const f of plan.fromRecords) {
+      report.fromRecords.push(f.id);
+      this.log.warn('state.from_record', { container: f.id, record: f.record.state, user: f.record.user, stateFile: f.stateFile });
     }
     const toReset: ContainerRecord[] = [];
     const toStart: ContainerRecord[] = [];
-    const fromRecord = (base: StoredRecord, r: LeaseRecord): StoredRecord => {
-      report.fromRecords.push(base.id);
-      this.log.warn('state.from_record', { container: base.id, record: r.state, user: r.user, stateFile: base.state });
-      if (r.state === 'released') return { id: base.id, state: 'dirty', since: now, address: base.address, lastUser: r.user };
-      return { id: base.id, state: 'leased', since: r.at, address: base.address, user: r.user, grantedAt: r.grantedAt ?? r.at, lastActiveAt: r.at, loggedIn: false };
-    };
-    const savedRecords = (saved?.containers ?? []).map((rec) => {
-      const r = live.has(rec.id) ? newer(rec.id) : undefined;
-      return r ? fromRecord(rec, r) : rec;
-    });
-    for (const info of live.values()) {
-      if (savedRecords.some((rec) => rec.id === info.id)) continue;
-      const r = newer(info.id);
-      if (r) savedRecords.push(fromRecord({ id: info.id, state: 'dirty', since: now, address: info.address }, r));
-    }
-    for (const rec of savedRecords) {
-      const info = live.get(rec.id);
-      live.delete(rec.id);
-      if (!info) {
-        report.recordsDropped.push(rec.id);
-        if (rec.state === 'leased' && rec.user) {
-          report.leasesLost.push(rec.user);
-          this.log.warn('lease.lost', { user: rec.user, container: rec.id, reason: 'container no longer exists' });
-        }
-        continue;
-      }
-      const r: ContainerRecord = { ...rec, address: info.address ?? rec.address };
-      this.records.set(r.id, r);
-      if (r.state === 'leased' && r.user) {
-        this.byUser.set(r.user, r);
-        report.leasesKept.push(r.user);
-        if (!info.running) toStart.push(r);
-      } else if (r.state === 'clean' && info.running) {
-        report.kept.push(r.id);
-      } else {
-        // building (died half-made), dirty, broken, or clean but stopped: rebuild from the base.
-        this.setState(r, 'dirty', now);
-        report.rebuilt.push(r.id);
-        toReset.push(r);
+    for (const rec of plan.dropped) {
+      report.recordsDropped.push(rec.id);
+      if (rec.state === 'leased' && rec.user) {
+        report.leasesLost.push(rec.user);
+        this.log.warn('lease.lost', { user: rec.user, container: rec.id, reason: 'container no longer exists' });
       }
     }
-    for (const info of live.values()) {
-      // Without a trustworthy state file, a container nobody can vouch for is reset, not destroyed.
-      if ((this.config.orphans === 'adopt' || loaded.damaged) && this.numberOf(info.id) !== undefined) {
-        const r: ContainerRecord = { id: info.id, state: 'dirty', since: now, address: info.address };
-        this.records.set(r.id, r);
-        report.orphansAdopted.push(r.id);
-        toReset.push(r);
-      } else {
-        await this.containerLock.run(info.id, () => this.driver.destroy(info.id));
-        report.orphansDestroyed.push(info.id);
-      }
+    for (const { record: r, action } of plan.entries) {
+      this.table.insert(r);
+      if (action === 'keep-lease' || action === 'start') report.leasesKept.push(r.user!);
+      if (action === 'start') toStart.push(r);
+      if (action === 'keep') report.kept.push(r.id);
+      if (action === 'rebuild') report.rebuilt.push(r.id);
+      if (action === 'adopt') report.orphansAdopted.push(r.id);
+      if (action === 'rebuild' || action === 'adopt') toReset.push(r);
+    }
+    for (const id of plan.destroy) {
+      await this.containerLock.run(id, () => this.driver.destroy(id));
+      report.orphansDestroyed.push(id);
     }
     // A kept lease whose container stopped (host reboot): start it again, or reclaim it.
     for (const r of toStart) {
@@ -304,7 +250,7 @@ export class Pool {
       let failures = 0;
       while (failures < LEASE_ATTEMPTS) {
         if (this.stopping) throw new VzsbError('E_SHUTTING_DOWN', 'the hypervisor is shutting down; try again');
-        const existing = this.leaseOf(user);
+        const existing = this.table.leaseOf(user);
         let rec: ContainerRecord;
         if (existing) {
           rec = existing;
@@ -321,7 +267,7 @@ export class Pool {
           this.log.warn('lease.refused', { user, code: 'E_STATE_UNWRITABLE', error: this.store.health().error });
           throw unwritable();
         } else {
-          const clean = this.takeClean(user);
+          const clean = this.table.takeClean(user, this.clock.now());
           if (clean) {
             rec = clean;
           } else {
@@ -334,7 +280,7 @@ export class Pool {
               this.log.info('lease.placed', { user, at: options.home.spill, ...this.capacity() });
               return { placedAt: options.home.spill };
             }
-            if (!reserved && this.cleanSoon() && performance.now() < deadline) {
+            if (!reserved && this.table.cleanSoon() && performance.now() < deadline) {
               // At max, but a container is being built or reset: take the first one that turns clean.
               await this.waitForClean(deadline);
               continue;
@@ -350,9 +296,9 @@ export class Pool {
             }
             rec = reserved;
             // An admin reset may have taken it back while we were resumed.
-            if (this.records.get(rec.id) !== rec || rec.state !== 'clean') continue;
+            if (!this.table.has(rec) || rec.state !== 'clean') continue;
             rec.reservedFor = undefined;
-            this.assign(rec, user);
+            this.table.assign(rec, user, this.clock.now());
           }
         }
         const granted = await this.grant(rec, user, publicKey, existing !== undefined, hit, started, options);
@@ -369,7 +315,7 @@ export class Pool {
    */
   release(user: string, session?: string): Promise<Released> {
     return this.userLock.run(user, async () => {
-      const rec = this.leaseOf(user);
+      const rec = this.table.leaseOf(user);
       if (!rec) throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease`);
       const now = this.clock.now();
       if (session !== undefined && rec.sessions) {
@@ -398,7 +344,7 @@ export class Pool {
   /** Keep exactly `sessions` on the lease: their keys in the container, the list on disk. */
   private async setSessions(rec: ContainerRecord, user: string, sessions: SessionRecord[]): Promise<void> {
     await this.containerLock.run(rec.id, async () => {
-      if (!this.holds(rec, user)) return;
+      if (!this.table.holds(rec, user)) return;
       rec.sessions = sessions;
       await Promise.all([this.persist(), this.driver.authorizeKey(rec.id, sessions.map((s) => s.key))]);
     });
@@ -410,7 +356,7 @@ export class Pool {
   claimOf(user: string): string | undefined {
     const c = this.claims.get(user);
     if (!c) return undefined;
-    if (this.clock.now() - c.since >= this.config.claimSeconds * 1000) {
+    if (claimExpired(c.since, this.clock.now(), this.config.claimSeconds)) {
       this.claims.delete(user);
       return undefined;
     }
@@ -425,11 +371,11 @@ export class Pool {
    */
   claim(user: string, hypervisor: string | null, options: { replace?: string; endLease?: boolean } = {}): Promise<{ hypervisor: string | null }> {
     return this.userLock.run(user, async () => {
-      const rec = this.leaseOf(user);
+      const rec = this.table.leaseOf(user);
       if (rec && !options.endLease) throw new VzsbError('E_HELD_HERE', `user ${user} holds a lease on this hypervisor (${rec.id})`);
       if (rec) {
         await this.containerLock.run(rec.id, async () => {
-          if (!this.holds(rec, user)) return;
+          if (!this.table.holds(rec, user)) return;
           this.log.warn('lease.superseded', { user, container: rec.id, by: hypervisor });
           this.endLease(rec, 'moved');
         });
@@ -450,7 +396,7 @@ export class Pool {
   /** The lease of `user` that replaced one on a hypervisor that was down: that one has been ended. */
   settle(user: string): Promise<void> {
     return this.userLock.run(user, async () => {
-      const rec = this.leaseOf(user);
+      const rec = this.table.leaseOf(user);
       if (!rec || rec.displaced === undefined) return;
       rec.displaced = undefined;
       await this.persist();
@@ -460,13 +406,13 @@ export class Pool {
   /** Leases given here while the user's previous holder was down, not settled yet (in /healthz). */
   displacedLeases(): { user: string; from: string }[] {
     const out: { user: string; from: string }[] = [];
-    for (const rec of this.byUser.values()) if (rec.displaced !== undefined && rec.state === 'leased' && rec.user) out.push({ user: rec.user, from: rec.displaced });
+    for (const rec of this.table.leasedByUser()) if (rec.displaced !== undefined && rec.state === 'leased' && rec.user) out.push({ user: rec.user, from: rec.displaced });
     return out;
   }
 
   private async grant(rec: ContainerRecord, user: string, publicKey: string, renewed: boolean, hit: boolean, started: number, options: LeaseOptions): Promise<Lease | undefined> {
     return this.containerLock.run(rec.id, async () => {
-      if (!this.holds(rec, user)) return undefined;
+      if (!this.table.holds(rec, user)) return undefined;
       const now = this.clock.now();
       const others = (rec.sessions ?? []).filter((s) => s.id !== options.session);
       if (options.session !== undefined && options.maxSessions !== undefined && others.length >= options.maxSessions) {
@@ -498,19 +444,19 @@ export class Pool {
           // All before the answer; in parallel because a crash between them is harmless either way:
           // a recorded lease keeps the container for this user, and a key put into a container the
           // file still calls clean is replaced by the next lease's key.
-          await Promise.all([this.store.save(() => this.snapshot()), this.driver.authorizeKey(rec.id, keys), this.writeLeaseRecord(rec)]);
+          await Promise.all([this.store.save(() => this.snapshot()), this.driver.authorizeKey(rec.id, keys), this.leaseRecords.write(rec)]);
           hostKey = await this.hostKeyOf(rec.id);
         } catch (err) {
           this.log.error('lease.failed', { user, container: rec.id, error: err, storage: isStorageError(err) });
-          if (this.holds(rec, user) && isStorageError(err)) {
+          if (this.table.holds(rec, user) && isStorageError(err)) {
             // Nothing of the student's is in it yet: back to the pool as it was, kept.
-            this.unassign(rec);
-            this.track(this.writeLeaseRecord(rec));
+            this.table.unassign(rec, this.clock.now());
+            this.track(this.leaseRecords.write(rec));
             this.track(this.persist());
             this.observer.leaseRefused?.('E_STATE_UNWRITABLE');
             throw unwritable();
           }
-          if (this.holds(rec, user)) {
+          if (this.table.holds(rec, user)) {
             this.endLease(rec, 'lost', false);
             this.track(this.persist());
             this.scheduleResetAfterLock(rec);
@@ -518,7 +464,7 @@ export class Pool {
           return undefined;
         }
       }
-      if (!this.holds(rec, user)) return undefined;
+      if (!this.table.holds(rec, user)) return undefined;
       const ms = Math.round((performance.now() - started) * 10) / 10;
       this.observer.leaseGranted?.(hit, ms / 1000, renewed);
       this.log.info('lease.granted', { user, container: rec.id, ms, hit, renewed, sessions: rec.sessions?.length });
@@ -534,24 +480,9 @@ export class Pool {
         ms,
         hit,
         renewed,
-        ...this.expiry(rec, now),
+        ...expiry(rec.grantedAt ?? now, now, this.config.maxSessionSeconds),
       };
     });
-  }
-
-  private expiry(rec: ContainerRecord, now: number): { expiresAt: string | null; secondsLeft: number | null } {
-    const max = this.config.maxSessionSeconds;
-    if (max === 'none') return { expiresAt: null, secondsLeft: null };
-    const end = (rec.grantedAt ?? now) + max * 1000;
-    return { expiresAt: new Date(end).toISOString(), secondsLeft: Math.max(0, Math.round((end - now) / 1000)) };
-  }
-
-  /** A container not promised to anyone will turn clean without a new build. */
-  private cleanSoon(): boolean {
-    for (const r of this.records.values()) {
-      if (r.state === 'dirty' || (r.state === 'building' && r.reservedFor === undefined)) return true;
-    }
-    return false;
   }
 
   private waitForClean(deadline: number): Promise<void> {
@@ -565,93 +496,6 @@ export class Pool {
     });
   }
 
-  private holds(rec: ContainerRecord, user: string): boolean {
-    return this.records.get(rec.id) === rec && rec.state === 'leased' && rec.user === user;
-  }
-
-  private leaseOf(user: string): ContainerRecord | undefined {
-    const r = this.byUser.get(user);
-    if (r && this.holds(r, user)) return r;
-    if (r) this.byUser.delete(user);
-    return undefined;
-  }
-
-  /** Atomically take the lowest-numbered clean container for `user`. */
-  private takeClean(user: string): ContainerRecord | undefined {
-    let best: ContainerRecord | undefined;
-    for (const r of this.records.values()) {
-      if (r.state !== 'clean' || (r.reservedFor !== undefined && r.reservedFor !== user)) continue;
-      if (!best || r.id < best.id) best = r;
-    }
-    if (best) {
-      best.reservedFor = undefined;
-      this.assign(best, user);
-    }
-    return best;
-  }
-
-  private assign(rec: ContainerRecord, user: string): void {
-    this.setState(rec, 'leased', this.clock.now());
-    rec.user = user;
-    this.byUser.set(user, rec);
-    if (this.reservedBy.get(user) === rec) this.reservedBy.delete(user);
-  }
-
-  /** Drop everything a lease put on a container record (and the user's index entry). */
-  private clearLease(rec: ContainerRecord): void {
-    if (rec.user !== undefined && this.byUser.get(rec.user) === rec) this.byUser.delete(rec.user);
-    rec.user = undefined;
-    rec.sessions = undefined;
-    rec.displaced = undefined;
-    rec.grantedAt = undefined;
-    rec.lastActiveAt = undefined;
-    rec.loggedIn = undefined;
-    rec.releasedAt = undefined;
-  }
-
-  /** Undo `assign` of a lease that was never answered. */
-  private unassign(rec: ContainerRecord): void {
-    this.clearLease(rec);
-    this.setState(rec, 'clean', this.clock.now());
-  }
-
-  /**
-   * Write the container's own lease record (what `rec` says now), after any earlier write for
-   * it. Rejects on failure; callers that do not need it durable track it instead.
-   */
-  private writeLeaseRecord(rec: ContainerRecord): Promise<void> {
-    const write = this.driver.writeLeaseRecord?.bind(this.driver);
-    if (!write) return Promise.resolve();
-    const record: LeaseRecord =
-      rec.state === 'leased' && rec.user
-        ? { version: 1, container: rec.id, state: 'leased', user: rec.user, grantedAt: rec.grantedAt, at: this.clock.now() }
-        : { version: 1, container: rec.id, state: 'released', user: rec.lastUser, at: this.clock.now() };
-    const text = JSON.stringify(record) + '\n';
-    const prev = this.recordWrites.get(rec.id) ?? Promise.resolve();
-    const p = prev.catch(() => {}).then(() => write(rec.id, text));
-    const kept = p.catch(() => {});
-    this.recordWrites.set(rec.id, kept);
-    void kept.then(() => {
-      if (this.recordWrites.get(rec.id) === kept) this.recordWrites.delete(rec.id);
-    });
-    return p;
-  }
-
-  private async readLeaseRecords(ids: string[]): Promise<Map<string, LeaseRecord>> {
-    const out = new Map<string, LeaseRecord>();
-    const read = this.driver.readLeaseRecord?.bind(this.driver);
-    if (!read) return out;
-    for (let i = 0; i < ids.length; i += 64) {
-      await Promise.all(
-        ids.slice(i, i + 64).map(async (id) => {
-          const r = parseLeaseRecord(await read(id).catch(() => undefined), id);
-          if (r) out.set(id, r);
-        }),
-      );
-    }
-    return out;
-  }
-
   /** Move a leased container to dirty (the caller persists and schedules the reset). */
   private endLease(rec: ContainerRecord, reason: ReclaimReason, log = true): void {
     const now = this.clock.now();
@@ -659,34 +503,17 @@ export class Pool {
       this.log.info('lease.reclaimed', { user: rec.user, container: rec.id, reason, heldMs: now - (rec.grantedAt ?? now), idleMs: now - (rec.lastActiveAt ?? now) });
       this.observer.reclaimed?.(reason);
     }
-    rec.lastUser = rec.user;
-    this.clearLease(rec);
-    this.setState(rec, 'dirty', now);
+    this.table.endLease(rec, now);
     // Best effort: a reset removes the record anyway; until then it says the lease ended.
-    this.track(this.writeLeaseRecord(rec).catch((err) => this.log.warn('lease.record_failed', { container: rec.id, error: err })));
+    this.track(this.leaseRecords.write(rec).catch((err) => this.log.warn('lease.record_failed', { container: rec.id, error: err })));
   }
 
   // ---------------------------------------------------------------- building and reset
 
   /** Reserve the lowest free number for a new container, if below max. */
   private reserve(user?: string): ContainerRecord | undefined {
-    if (this.stopping || this.records.size >= this.config.max) return undefined;
-    const used = new Set([...this.records.keys()].map((id) => this.numberOf(id)));
-    let n = 1;
-    while (used.has(n)) n++;
-    const rec: ContainerRecord = { id: this.prefix + String(n).padStart(ID_DIGITS, '0'), state: 'building', since: this.clock.now() };
-    if (user !== undefined) {
-      rec.reservedFor = user;
-      this.reservedBy.set(user, rec);
-    }
-    this.records.set(rec.id, rec);
-    return rec;
-  }
-
-  private numberOf(id: string): number | undefined {
-    if (!id.startsWith(this.prefix)) return undefined;
-    const rest = id.slice(this.prefix.length);
-    return /^\d+$/.test(rest) ? Number(rest) : undefined;
+    if (this.stopping) return undefined;
+    return this.table.reserve(this.clock.now(), user);
   }
 
   /** Build a reserved record into a clean, running container. False (and the record gone or broken) on failure. */
@@ -704,11 +531,11 @@ export class Pool {
     const started = performance.now();
     this.hostKeys.delete(rec.id);
     try {
-      this.setState(rec, 'building', this.clock.now());
+      this.table.move(rec, 'building', this.clock.now());
       await this.persist();
       if (!fresh) {
         // A record write still running would land in the new clone.
-        await this.recordWrites.get(rec.id);
+        await this.leaseRecords.pending(rec.id);
         await this.driver.destroy(rec.id);
       }
       const info = await this.driver.create(rec.id);
@@ -716,7 +543,7 @@ export class Pool {
       this.hostKeys.set(rec.id, await this.driver.hostKey(rec.id)); // off the lease path
       rec.address = info.address;
       rec.error = undefined;
-      this.setState(rec, 'clean', this.clock.now());
+      this.table.move(rec, 'clean', this.clock.now());
       await this.persist();
       const ms = Math.round(performance.now() - started);
       this.observer.resetDone?.(true, ms / 1000);
@@ -728,10 +555,10 @@ export class Pool {
       this.observer.resetDone?.(false, ms / 1000);
       this.log.error('container.broken', { container: rec.id, error: err, ms });
       rec.reservedFor = undefined;
-      this.setState(rec, 'broken', this.clock.now());
+      this.table.move(rec, 'broken', this.clock.now());
       rec.error = errorMessage(err).slice(0, 300);
       await this.driver.destroy(rec.id).then(
-        () => this.records.delete(rec.id),
+        () => this.table.remove(rec),
         () => undefined,
       );
       await this.persist();
@@ -747,7 +574,7 @@ export class Pool {
       await this.buildSlot();
       try {
         return await this.containerLock.run(rec.id, async () => {
-          if (this.records.get(rec.id) !== rec || rec.state !== 'dirty') return rec.state === 'clean';
+          if (!this.table.has(rec) || rec.state !== 'dirty') return rec.state === 'clean';
           // Waits for the disk (the store's recovery schedules it again).
           if (!this.store.writable || this.stopping) return false;
           return this.build(rec, false);
@@ -787,8 +614,7 @@ export class Pool {
     if (!this.store.writable) return;
     const builds: Promise<boolean>[] = [];
     for (;;) {
-      const ready = [...this.records.values()].filter((r) => (r.state === 'clean' || r.state === 'building' || r.state === 'dirty') && r.reservedFor === undefined).length;
-      if (ready >= this.standbyTarget) break;
+      if (this.table.unreserved() >= this.standbyTarget) break;
       const rec = this.reserve();
       if (!rec) break;
       builds.push(this.buildLocked(rec, true));
@@ -813,13 +639,13 @@ export class Pool {
    */
   async reclaim(): Promise<ReclaimReport> {
     const report: ReclaimReport = { reclaimed: [], kept: 0, repaired: [] };
-    const leased = [...this.records.values()].filter((r) => r.state === 'leased');
+    const leased = [...this.table.values()].filter((r) => r.state === 'leased');
     const ended: ContainerRecord[] = [];
     let changed = false;
     await Promise.all(
       leased.map((rec) =>
         this.containerLock.run(rec.id, async () => {
-          if (rec.state !== 'leased' || this.records.get(rec.id) !== rec) return;
+          if (rec.state !== 'leased' || !this.table.has(rec)) return;
           const user = rec.user!;
           let sessions: number;
           try {
@@ -835,8 +661,8 @@ export class Pool {
             changed = true;
           }
           if (await this.pruneSessions(rec, sessions, now)) changed = true;
-          const reason = this.reclaimReason(rec, sessions, now);
-          if (rec.releasedAt !== undefined && reason === undefined && sessions > 0 && now - rec.releasedAt >= this.config.graceSeconds * 1000) {
+          const reason = reclaimReason(rec, sessions, now, this.config);
+          if (keptPastGrace(rec, reason, sessions, now, this.config)) {
             // Released by one terminal while another still has a session: the lease lives on.
             rec.releasedAt = undefined;
             this.log.info('lease.kept', { user, container: rec.id, sessions });
@@ -853,14 +679,14 @@ export class Pool {
       ),
     );
     for (const [user, c] of this.claims) {
-      if (this.clock.now() - c.since >= this.config.claimSeconds * 1000) {
+      if (claimExpired(c.since, this.clock.now(), this.config.claimSeconds)) {
         this.claims.delete(user);
         changed = true;
       }
     }
     if (changed) await this.persist();
     for (const rec of ended) this.scheduleReset(rec);
-    for (const rec of [...this.records.values()]) {
+    for (const rec of [...this.table.values()]) {
       if (rec.state === 'dirty') this.scheduleReset(rec);
       if (rec.state === 'broken' && (await this.repair(rec))) report.repaired.push(rec.id);
     }
@@ -875,9 +701,7 @@ export class Pool {
    */
   private async pruneSessions(rec: ContainerRecord, live: number, now: number): Promise<boolean> {
     const registered = rec.sessions ?? [];
-    const stale = registered.length - live;
-    if (stale <= 0) return false;
-    const drop = new Set(registered.filter((s) => now - s.since >= SESSION_CONNECT_MS).slice(0, stale));
+    const drop = new Set(staleSessions(registered, live, now));
     if (drop.size === 0) return false;
     const kept = registered.filter((s) => !drop.has(s));
     try {
@@ -891,28 +715,17 @@ export class Pool {
     return true;
   }
 
-  private reclaimReason(rec: ContainerRecord, sessions: number, now: number): ReclaimReason | undefined {
-    const c = this.config;
-    const granted = rec.grantedAt ?? now;
-    if (c.maxSessionSeconds !== 'none' && now - granted >= c.maxSessionSeconds * 1000) return 'session-limit';
-    if (sessions > 0) return undefined;
-    if (rec.releasedAt !== undefined && now - rec.releasedAt >= c.graceSeconds * 1000) return 'released';
-    if (rec.loggedIn && now - (rec.lastActiveAt ?? granted) >= c.idleSeconds * 1000) return 'idle';
-    if (!rec.loggedIn && now - granted >= (c.loginSeconds ?? c.idleSeconds) * 1000) return 'never-used';
-    return undefined;
-  }
-
   /** A broken container: destroy it so its number is free for a fresh build. */
   private async repair(rec: ContainerRecord): Promise<boolean> {
     return this.containerLock.run(rec.id, async () => {
-      if (rec.state !== 'broken' || this.records.get(rec.id) !== rec || !this.store.writable) return false;
+      if (rec.state !== 'broken' || !this.table.has(rec) || !this.store.writable) return false;
       try {
         await this.driver.destroy(rec.id);
       } catch (err) {
         this.log.warn('container.repair_failed', { container: rec.id, error: err });
         return false;
       }
-      this.records.delete(rec.id);
+      this.table.remove(rec);
       this.hostKeys.delete(rec.id);
       await this.persist();
       return true;
@@ -923,7 +736,7 @@ export class Pool {
 
   /** Reset one container. A leased one with live sessions only with `force`; its lease ends. */
   async resetContainer(id: string, options: { force?: boolean; wait?: boolean } = {}): Promise<ResetReport> {
-    const rec = this.records.get(id);
+    const rec = this.table.get(id);
     if (!rec) throw new VzsbError('E_NOT_FOUND', `no container ${id} on this hypervisor`);
     const report = await this.resetMany([rec], options.force ?? false, options.wait ?? false);
     const skipped = report.skipped[0];
@@ -934,14 +747,14 @@ export class Pool {
   }
 
   async resetUser(user: string, options: { force?: boolean; wait?: boolean } = {}): Promise<ResetReport> {
-    const rec = this.leaseOf(user);
+    const rec = this.table.leaseOf(user);
     if (!rec) throw new VzsbError('E_NO_LEASE', `user ${user} holds no lease`);
     return this.resetContainer(rec.id, options);
   }
 
   /** Reset every container; in-use ones (live ssh sessions) only with `force`. */
   async resetAll(options: { force?: boolean; wait?: boolean } = {}): Promise<ResetReport> {
-    return this.resetMany([...this.records.values()], options.force ?? false, options.wait ?? false);
+    return this.resetMany([...this.table.values()], options.force ?? false, options.wait ?? false);
   }
 
   private async resetMany(recs: ContainerRecord[], force: boolean, wait: boolean): Promise<ResetReport> {
@@ -950,7 +763,7 @@ export class Pool {
     await Promise.all(
       recs.map((rec) =>
         this.containerLock.run(rec.id, async () => {
-          if (this.records.get(rec.id) !== rec) return;
+          if (!this.table.has(rec)) return;
           if (rec.state === 'building') {
             report.skipped.push({ container: rec.id, user: rec.reservedFor ?? null, reason: 'being built' });
             return;
@@ -968,7 +781,7 @@ export class Pool {
             }
             this.endLease(rec, 'reset');
           } else {
-            this.setState(rec, 'dirty', this.clock.now());
+            this.table.move(rec, 'dirty', this.clock.now());
           }
           scheduled.push(rec);
           report.reset.push(rec.id);
@@ -985,27 +798,23 @@ export class Pool {
   // ---------------------------------------------------------------- views
 
   capacity(): Capacity {
-    const c: Capacity = { clean: 0, leased: 0, building: 0, dirty: 0, broken: 0, max: this.config.max, standby: this.standbyTarget };
-    for (const r of this.records.values()) c[r.state]++;
-    return c;
+    return { ...this.table.counts(), max: this.config.max, standby: this.standbyTarget };
   }
 
   containers(): ContainerView[] {
-    return [...this.records.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(viewOf);
+    return [...this.table.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(viewOf);
   }
 
   /** The container leased to (or being built for) a user, if any: two map lookups, no scan. */
   containerOf(user: string): ContainerView | null {
-    const leased = this.leaseOf(user);
+    const leased = this.table.leaseOf(user);
     if (leased) return viewOf(leased);
-    const r = this.reservedBy.get(user);
-    if (r && this.records.get(r.id) === r && r.state === 'building' && r.reservedFor === user) return viewOf(r);
-    if (r) this.reservedBy.delete(user);
-    return null;
+    const r = this.table.reservationOf(user);
+    return r ? viewOf(r) : null;
   }
 
   leases(): LeaseView[] {
-    return [...this.records.values()]
+    return [...this.table.values()]
       .filter((r) => r.state === 'leased' && r.user)
       .sort((a, b) => (a.user! < b.user! ? -1 : 1))
       .map((r) => ({
@@ -1033,14 +842,6 @@ export class Pool {
   }
 
   // ---------------------------------------------------------------- internals
-
-  private setState(rec: ContainerRecord, state: ContainerState, now: number): void {
-    rec.state = state;
-    rec.since = now;
-    if (state === 'clean' || state === 'broken') {
-      for (const wake of this.cleanWaiters.splice(0)) wake();
-    }
-  }
 
   private async hostKeyOf(id: string): Promise<HostKey> {
     let key = this.hostKeys.get(id);
@@ -1074,7 +875,7 @@ export class Pool {
 
   snapshot(): StoredState {
     // JSON drops the undefined fields; the reservation of a miss is not state (a build is redone after a crash).
-    const containers: StoredRecord[] = [...this.records.values()].map(({ reservedFor: _r, ...rest }) => rest);
+    const containers: StoredRecord[] = [...this.table.values()].map(({ reservedFor: _r, ...rest }) => rest);
     const state: StoredState = { version: 1, savedAt: this.clock.now(), containers };
     if (this.claims.size > 0) state.claims = [...this.claims].map(([user, c]) => ({ user, hypervisor: c.hypervisor, since: c.since }));
     return state;

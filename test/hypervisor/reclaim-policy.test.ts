@@ -1,5 +1,6 @@
 import test from 'ava';
-import type { ReclaimReason, SessionRecord } from '../../src/daemons/hypervisor/pool.js';
+import type { ReclaimReason } from '../../src/api/v1/hypervisor.js';
+import type { SessionRecord } from '../../src/daemons/hypervisor/container-table.js';
 import { claimExpired, expiry, keptPastGrace, reclaimReason, staleSessions, type LeaseTimes, type ReclaimPolicy } from '../../src/daemons/hypervisor/reclaim-policy.js';
 
 const S = 1000;

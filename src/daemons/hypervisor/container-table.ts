@@ -12,6 +12,9 @@ export interface ContainerRecord extends StoredRecord {
   reservedFor?: string;
 }
 
+/** One login session of a lease, with its one-time key. */
+export type SessionRecord = NonNullable<StoredRecord['sessions']>[number];
+
 /** A record's place: one of the stored states, or not in the table. */
 export type Place = ContainerState | 'absent';
 

@@ -6,9 +6,9 @@ import type { ContainerDriver, HostKey } from '../drivers/types.js';
 import type * as v1 from '../../api/v1/hypervisor.js';
 import type { Capacity, ContainerView, LeaseView, ReclaimReason, ReclaimReport, ResetReport } from '../../api/v1/hypervisor.js';
 import type { PoolConfig } from './config.js';
-import { ContainerTable, type ContainerRecord } from './container-table.js';
+import { ContainerTable, type ContainerRecord, type SessionRecord } from './container-table.js';
 import { LeaseRecords } from './lease-records.js';
-import type { ContainerState, LeaseStore, StoredRecord, StoredState } from './lease-store.js';
+import type { LeaseStore, StoredRecord, StoredState } from './lease-store.js';
 import { planReconcile } from './reconcile.js';
 import { claimExpired, expiry, keptPastGrace, reclaimReason, staleSessions } from './reclaim-policy.js';
 
@@ -31,7 +31,7 @@ export type { ContainerState } from './lease-store.js';
 export type { ContainerRecord } from './container-table.js';
 export { parseLeaseRecord, type LeaseRecord } from './lease-records.js';
 
-export type SessionRecord = NonNullable<StoredRecord['sessions']>[number];
+export type { SessionRecord } from './container-table.js';
 
 /** How a lease request is to be served (all optional: a plain lease). */
 export interface LeaseOptions {

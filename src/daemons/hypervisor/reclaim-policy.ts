@@ -1,5 +1,6 @@
+import type { ReclaimReason } from '../../api/v1/hypervisor.js';
 import type { PoolConfig } from './config.js';
-import type { ReclaimReason, SessionRecord } from './pool.js';
+import type { SessionRecord } from './container-table.js';
 
 /**
  * When a lease ends by itself (docs/hypervisor.md, "Reclaim"), when a registered session is

@@ -6,6 +6,7 @@ import type { ContainerDriver, HostKey } from '../drivers/types.js';
 import type * as v1 from '../../api/v1/hypervisor.js';
 import type { Capacity, ContainerView, LeaseView, ReclaimReason, ReclaimReport, ResetReport } from '../../api/v1/hypervisor.js';
 import type { PoolConfig } from './config.js';
+import { BuildQueue } from './build-queue.js';
 import { ContainerTable, type ContainerRecord, type SessionRecord } from './container-table.js';
 import { LeaseRecords } from './lease-records.js';
 import type { LeaseStore, StoredRecord, StoredState } from './lease-store.js';
@@ -14,6 +15,10 @@ import { claimExpired, expiry, keptPastGrace, reclaimReason, staleSessions } fro
 
 /**
  * The warm pool of one hypervisor: container states, leases keyed by user, reclaim and reset.
+ * The one object the daemon uses; behind it, each concern has a module: the records and their
+ * state transitions (container-table.ts), what start does (reconcile.ts, a pure plan applied
+ * here), when a lease ends (reclaim-policy.ts), builds and resets (build-queue.ts), the
+ * containers' own lease records (lease-records.ts).
  *
  * Invariants:
  * - State changes are synchronous (no await between a check and the change), so picking a
@@ -126,11 +131,9 @@ export class Pool {
   private readonly containerLock = new KeyedMutex();
   private readonly userLock = new KeyedMutex();
   private readonly background = new Set<Promise<unknown>>();
-  private readonly resets = new Map<string, Promise<boolean>>();
-  private buildsRunning = 0;
   private readonly cleanWaiters: (() => void)[] = [];
-  private readonly buildWaiters: (() => void)[] = [];
-  private standbyTarget: number;
+  /** Builds and resets (build slots, one reset per container), the refill to standby. */
+  private readonly builds: BuildQueue;
   private stopping = false;
 
   constructor(deps: PoolDeps) {
@@ -141,18 +144,34 @@ export class Pool {
     this.config = deps.config;
     this.prefix = deps.prefix;
     this.observer = deps.observer ?? {};
-    this.standbyTarget = deps.config.standby;
     this.table = new ContainerTable(deps.prefix, deps.config.max, (_rec, to) => {
       if (to === 'clean' || to === 'broken') for (const wake of this.cleanWaiters.splice(0)) wake();
     });
     this.leaseRecords = new LeaseRecords(deps.driver, () => this.clock.now());
+    this.builds = new BuildQueue({
+      table: this.table,
+      driver: deps.driver,
+      containerLock: this.containerLock,
+      leaseRecords: this.leaseRecords,
+      hostKeys: this.hostKeys,
+      clock: deps.clock,
+      log: deps.logger,
+      observer: this.observer,
+      concurrency: deps.config.buildConcurrency,
+      standby: deps.config.standby,
+      max: deps.config.max,
+      persist: () => this.persist(),
+      track: (p) => this.track(p),
+      writable: () => this.store.writable,
+      stopping: () => this.stopping,
+    });
     this.store.watch({
       onFailing: (error) => this.log.error('state.unwritable', { path: this.store.path, error, leased: this.capacity().leased }),
       onRecovered: () => {
         if (this.stopping) return;
         this.log.info('state.writable', { path: this.store.path });
         // What waited for the disk: resets of released containers, the refill.
-        for (const r of this.table.values()) if (r.state === 'dirty') this.track(this.scheduleReset(r));
+        for (const r of this.table.values()) if (r.state === 'dirty') this.track(this.builds.scheduleReset(r));
         this.track(this.replenish());
       },
     });
@@ -228,7 +247,7 @@ export class Pool {
       this.log.warn('state.rebuilt', { using: loaded.source, fromRecords: report.fromRecords, leasesKept: report.leasesKept, reset: report.rebuilt.concat(report.orphansAdopted) });
     }
     this.log.info('pool.reconciled', { ...report });
-    for (const r of toReset) this.scheduleReset(r);
+    for (const r of toReset) this.builds.scheduleReset(r);
     this.track(this.replenish());
     return report;
   }
@@ -272,7 +291,7 @@ export class Pool {
             rec = clean;
           } else {
             hit = false;
-            const reserved = this.reserve(user);
+            const reserved = this.builds.reserve(user);
             if (!reserved && options.home?.spill !== undefined) {
               // Full here: the user goes to the balancer's next choice, and this home remembers it.
               this.claims.set(user, { hypervisor: options.home.spill, since: this.clock.now() });
@@ -290,7 +309,7 @@ export class Pool {
               this.log.warn('lease.refused', { user, code: 'E_POOL_FULL', ...this.capacity() });
               throw new VzsbError('E_POOL_FULL', `no container is free on this hypervisor (all ${this.config.max} in use or being reset)`);
             }
-            if (!(await this.buildLocked(reserved, true))) {
+            if (!(await this.builds.buildLocked(reserved, true))) {
               failures++;
               continue;
             }
@@ -336,7 +355,7 @@ export class Pool {
       this.log.info('lease.released', { user, container: rec.id, heldMs: now - (rec.grantedAt ?? now), graceSeconds: 0 });
       this.endLease(rec, 'released', false);
       await this.persist();
-      this.scheduleReset(rec);
+      this.builds.scheduleReset(rec);
       return { container: rec.id, graceUntil: null, sessions: 0, released: true };
     });
   }
@@ -379,7 +398,7 @@ export class Pool {
           this.log.warn('lease.superseded', { user, container: rec.id, by: hypervisor });
           this.endLease(rec, 'moved');
         });
-        this.scheduleReset(rec);
+        this.builds.scheduleReset(rec);
       }
       const current = this.claimOf(user);
       if (current !== undefined && current !== hypervisor && current !== options.replace && !options.endLease) {
@@ -459,7 +478,7 @@ export class Pool {
           if (this.table.holds(rec, user)) {
             this.endLease(rec, 'lost', false);
             this.track(this.persist());
-            this.scheduleResetAfterLock(rec);
+            this.builds.scheduleResetAfterLock(rec);
           }
           return undefined;
         }
@@ -508,126 +527,16 @@ export class Pool {
     this.track(this.leaseRecords.write(rec).catch((err) => this.log.warn('lease.record_failed', { container: rec.id, error: err })));
   }
 
-  // ---------------------------------------------------------------- building and reset
-
-  /** Reserve the lowest free number for a new container, if below max. */
-  private reserve(user?: string): ContainerRecord | undefined {
-    if (this.stopping) return undefined;
-    return this.table.reserve(this.clock.now(), user);
-  }
-
-  /** Build a reserved record into a clean, running container. False (and the record gone or broken) on failure. */
-  private async buildLocked(rec: ContainerRecord, fresh: boolean): Promise<boolean> {
-    await this.buildSlot();
-    try {
-      return await this.containerLock.run(rec.id, () => this.build(rec, fresh));
-    } finally {
-      this.releaseBuildSlot();
-    }
-  }
-
-  /** destroy (unless `fresh`: a number nobody used) + create + start, under the container's lock. */
-  private async build(rec: ContainerRecord, fresh: boolean): Promise<boolean> {
-    const started = performance.now();
-    this.hostKeys.delete(rec.id);
-    try {
-      this.table.move(rec, 'building', this.clock.now());
-      await this.persist();
-      if (!fresh) {
-        // A record write still running would land in the new clone.
-        await this.leaseRecords.pending(rec.id);
-        await this.driver.destroy(rec.id);
-      }
-      const info = await this.driver.create(rec.id);
-      await this.driver.start(rec.id);
-      this.hostKeys.set(rec.id, await this.driver.hostKey(rec.id)); // off the lease path
-      rec.address = info.address;
-      rec.error = undefined;
-      this.table.move(rec, 'clean', this.clock.now());
-      await this.persist();
-      const ms = Math.round(performance.now() - started);
-      this.observer.resetDone?.(true, ms / 1000);
-      this.log.info('lease.reset', { container: rec.id, user: rec.lastUser, ms });
-      rec.lastUser = undefined;
-      return true;
-    } catch (err) {
-      const ms = Math.round(performance.now() - started);
-      this.observer.resetDone?.(false, ms / 1000);
-      this.log.error('container.broken', { container: rec.id, error: err, ms });
-      rec.reservedFor = undefined;
-      this.table.move(rec, 'broken', this.clock.now());
-      rec.error = errorMessage(err).slice(0, 300);
-      await this.driver.destroy(rec.id).then(
-        () => this.table.remove(rec),
-        () => undefined,
-      );
-      await this.persist();
-      return false;
-    }
-  }
-
-  /** Reset a dirty container in the background; resolves true once it is clean again. */
-  private scheduleReset(rec: ContainerRecord): Promise<boolean> {
-    const pending = this.resets.get(rec.id);
-    if (pending) return pending;
-    const p = (async () => {
-      await this.buildSlot();
-      try {
-        return await this.containerLock.run(rec.id, async () => {
-          if (!this.table.has(rec) || rec.state !== 'dirty') return rec.state === 'clean';
-          // Waits for the disk (the store's recovery schedules it again).
-          if (!this.store.writable || this.stopping) return false;
-          return this.build(rec, false);
-        });
-      } finally {
-        this.releaseBuildSlot();
-        this.resets.delete(rec.id);
-      }
-    })();
-    this.resets.set(rec.id, p);
-    this.track(p.then(() => this.replenish()));
-    return p;
-  }
-
-  /** From inside a container's lock: queue the reset behind it instead of waiting on ourselves. */
-  private scheduleResetAfterLock(rec: ContainerRecord): void {
-    setImmediate(() => void this.scheduleReset(rec));
-  }
-
-  private async buildSlot(): Promise<void> {
-    if (this.buildsRunning < this.config.buildConcurrency) {
-      this.buildsRunning++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.buildWaiters.push(resolve));
-  }
-
-  private releaseBuildSlot(): void {
-    const next = this.buildWaiters.shift();
-    if (next) next();
-    else this.buildsRunning--;
-  }
+  // ---------------------------------------------------------------- building and reset (build-queue.ts)
 
   /** Build containers until `standby` are clean or being built, without exceeding max. */
-  async replenish(): Promise<void> {
-    // No new builds while the state cannot be written (they resume when it can).
-    if (!this.store.writable) return;
-    const builds: Promise<boolean>[] = [];
-    for (;;) {
-      if (this.table.unreserved() >= this.standbyTarget) break;
-      const rec = this.reserve();
-      if (!rec) break;
-      builds.push(this.buildLocked(rec, true));
-    }
-    await Promise.all(builds);
+  replenish(): Promise<void> {
+    return this.builds.replenish();
   }
 
   /** Change the standby target (schedule); refills at once when it grows. */
   setStandby(n: number): void {
-    const target = Math.min(Math.max(0, n), this.config.max);
-    this.log.info('pool.standby', { from: this.standbyTarget, to: target });
-    this.standbyTarget = target;
-    this.track(this.replenish());
+    this.builds.setStandby(n);
   }
 
   // ---------------------------------------------------------------- reclaim
@@ -685,10 +594,10 @@ export class Pool {
       }
     }
     if (changed) await this.persist();
-    for (const rec of ended) this.scheduleReset(rec);
+    for (const rec of ended) this.builds.scheduleReset(rec);
     for (const rec of [...this.table.values()]) {
-      if (rec.state === 'dirty') this.scheduleReset(rec);
-      if (rec.state === 'broken' && (await this.repair(rec))) report.repaired.push(rec.id);
+      if (rec.state === 'dirty') this.builds.scheduleReset(rec);
+      if (rec.state === 'broken' && (await this.builds.repair(rec))) report.repaired.push(rec.id);
     }
     await this.replenish();
     return report;
@@ -713,23 +622,6 @@ export class Pool {
     rec.sessions = kept;
     this.log.info('session.pruned', { user: rec.user, container: rec.id, dropped: drop.size, sessions: kept.length, live });
     return true;
-  }
-
-  /** A broken container: destroy it so its number is free for a fresh build. */
-  private async repair(rec: ContainerRecord): Promise<boolean> {
-    return this.containerLock.run(rec.id, async () => {
-      if (rec.state !== 'broken' || !this.table.has(rec) || !this.store.writable) return false;
-      try {
-        await this.driver.destroy(rec.id);
-      } catch (err) {
-        this.log.warn('container.repair_failed', { container: rec.id, error: err });
-        return false;
-      }
-      this.table.remove(rec);
-      this.hostKeys.delete(rec.id);
-      await this.persist();
-      return true;
-    });
   }
 
   // ---------------------------------------------------------------- admin resets
@@ -789,7 +681,7 @@ export class Pool {
       ),
     );
     await this.persist();
-    const done = scheduled.map((rec) => this.scheduleReset(rec).then((ok) => ok || report.failed.push(rec.id)));
+    const done = scheduled.map((rec) => this.builds.scheduleReset(rec).then((ok) => ok || report.failed.push(rec.id)));
     if (wait) await Promise.all(done);
     this.log.info('pool.reset', { reset: report.reset.length, skipped: report.skipped.length, force });
     return report;
@@ -798,7 +690,7 @@ export class Pool {
   // ---------------------------------------------------------------- views
 
   capacity(): Capacity {
-    return { ...this.table.counts(), max: this.config.max, standby: this.standbyTarget };
+    return { ...this.table.counts(), max: this.config.max, standby: this.builds.standby };
   }
 
   containers(): ContainerView[] {

@@ -1,3 +1,4 @@
+import { isErrorCode } from '../common/error-catalog.js';
 import { VzsbError } from '../common/errors.js';
 import { networkReason } from '../daemons/balancer/hypervisor-client.js';
 import type { AdminTarget } from './config.js';
@@ -64,6 +65,9 @@ export class AdminClient {
     const res = await this.request<T>(method, path, body);
     if (res.status >= 200 && res.status < 300) return res;
     const error = (res.body as { error?: { code?: string; message?: string } }).error;
-    throw new VzsbError(error?.code ?? 'E_API', `${res.balancer}: ${error?.message ?? `HTTP ${res.status}`}`);
+    const code = error?.code;
+    // A code this version does not know (another version's) is E_API, with that code in the message.
+    if (isErrorCode(code)) throw new VzsbError(code, `${res.balancer}: ${error?.message ?? `HTTP ${res.status}`}`);
+    throw new VzsbError('E_API', `${res.balancer}: ${error?.message ?? `HTTP ${res.status}`}${code ? ` (${code})` : ''}`);
   }
 }

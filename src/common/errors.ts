@@ -1,13 +1,18 @@
+import type { ErrorCode } from './error-catalog.js';
+
+export type { ErrorCode } from './error-catalog.js';
+
 /**
  * One error root for the whole project. `message` is safe to show to the end user
  * (a student, an admin at the terminal); `details` is for the operator's log only.
- * `code` is stable: scripts and the student's error line use it.
+ * `code` is stable: scripts and the student's error line use it; every code is in
+ * error-catalog.ts, with what it means and how the daemons answer it.
  */
 export class VzsbError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly details: string | undefined;
 
-  constructor(code: string, message: string, options: { details?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { details?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'VzsbError';
     this.code = code;

@@ -9,6 +9,7 @@ import { cleanUpDeadSessions } from './agent-cleanup.js';
 import { agentSocketPath } from './agent-paths.js';
 import { loadGatewayConfig } from './config.js';
 import { runSession, type SessionContext } from './session.js';
+import { studentLine } from './student-message.js';
 import type { Terminal } from './ssh-link.js';
 import { InstalledKeys } from './tunnel.js';
 
@@ -218,7 +219,7 @@ function handleConnection(sock: Socket, env: ConnectionEnv): void {
     })
       .catch((err: unknown) => {
         env.log().error('agent.session-failed', { error: err, user: h.env.SUDO_USER, pid: h.pid });
-        if (!closed) io.terminal.stderr.write('vzsb: Something went wrong on the gateway. [E_INTERNAL]\r\n');
+        if (!closed) io.terminal.stderr.write(studentLine(err).replace(/\n$/, '\r\n'));
         return 255;
       })
       .then(async (status) => {

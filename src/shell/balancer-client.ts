@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { VzsbError, ValidationError } from '../common/errors.js';
+import { httpAnswer, isErrorCode, studentSentence } from '../common/error-catalog.js';
+import { VzsbError, ValidationError, type ErrorCode } from '../common/errors.js';
 
 /**
  * The lease API as the gateway uses it: POST /v1/leases and DELETE /v1/leases/:user on a
@@ -73,9 +74,23 @@ class AttemptError extends Error {
   }
 }
 
-const NO_CAPACITY = new Set(['E_POOL_FULL', 'E_NO_CAPACITY']);
 /** Answers that mean "ask again in a moment" (with Retry-After): retried until the deadline. */
-const WAIT = new Set(['E_HOLDER_DOWN', 'E_BUSY']);
+function isWait(code: string | undefined): boolean {
+  return httpAnswer('balancer', code)?.retry === 'wait';
+}
+
+/**
+ * The code a login ends with when a balancer's answer is final: the one the catalog names for
+ * it (E_POOL_FULL is E_NO_CAPACITY), the answer's own when the student has a sentence for it
+ * (E_TOO_MANY), else E_LEASE_REFUSED.
+ */
+function finalCode(code: string | undefined): ErrorCode {
+  const answer = httpAnswer('balancer', code);
+  if (isErrorCode(answer?.gatewayCode)) return answer.gatewayCode;
+  return answer && isErrorCode(code) && studentSentence(code) !== undefined ? code : 'E_LEASE_REFUSED';
+}
+
+const FINAL_MESSAGE: Partial<Record<ErrorCode, string>> = { E_TOO_MANY: 'you have too many sessions open', E_NO_CAPACITY: 'all sandboxes are in use right now' };
 
 export async function requestLease(options: BalancerClientOptions, user: string, publicKey: string, totalMs: number, session: SessionRequest = {}): Promise<Lease> {
   const body = JSON.stringify({ user, publicKey, ...session });
@@ -109,7 +124,7 @@ export async function releaseSession(options: BalancerClientOptions, user: strin
   });
 }
 
-async function withFailover<T>(options: BalancerClientOptions, totalMs: number, downCode: string, attempt: (balancer: string, leftMs: number) => Promise<T>): Promise<T> {
+async function withFailover<T>(options: BalancerClientOptions, totalMs: number, downCode: ErrorCode, attempt: (balancer: string, leftMs: number) => Promise<T>): Promise<T> {
   const now = options.now ?? (() => performance.now());
   const deadline = now() + totalMs;
   const reasons: string[] = [];
@@ -125,14 +140,12 @@ async function withFailover<T>(options: BalancerClientOptions, totalMs: number, 
       } catch (err) {
         if (!(err instanceof AttemptError)) throw err;
         if (!err.retry) {
-          if (err.code === 'E_TOO_MANY') throw new VzsbError('E_TOO_MANY', 'you have too many sessions open', { details: err.message });
-          throw err.code && NO_CAPACITY.has(err.code)
-            ? new VzsbError('E_NO_CAPACITY', 'all sandboxes are in use right now', { details: err.message })
-            : new VzsbError(err.code === 'E_UNAUTHORIZED' || err.code === 'E_FORBIDDEN' ? 'E_GATEWAY_AUTH' : 'E_LEASE_REFUSED', 'the sandbox service refused the request', { details: err.message });
+          const code = finalCode(err.code);
+          throw new VzsbError(code, FINAL_MESSAGE[code] ?? 'the sandbox service refused the request', { details: err.message });
         }
         reasons.push(err.message);
         lastCode = err.code;
-        if (err.code && WAIT.has(err.code)) options.onWait?.(err.code, err.message);
+        if (err.code && isWait(err.code)) options.onWait?.(err.code, err.message);
         else options.onFailover?.(balancer, err.message);
       }
     }
@@ -148,13 +161,18 @@ async function withFailover<T>(options: BalancerClientOptions, totalMs: number, 
   }
 }
 
-/** A non-2xx answer: capacity and auth problems are final; 5xx and unknown answers go to the next balancer. */
+/**
+ * A non-2xx answer: whether the next balancer may do better is the error catalog's word for the
+ * answer's code (capacity, auth and request problems are final; 5xx go to the next balancer);
+ * an answer without a code the catalog has for the balancer, by its status.
+ */
 function refusal(answer: Answer, balancer: string): AttemptError {
   const error = (answer.body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   const code = typeof error?.code === 'string' ? error.code : undefined;
   const message = `${balancer}: HTTP ${answer.status}${code ? ` ${code}` : ''}${typeof error?.message === 'string' ? `: ${error.message}` : ''}`;
-  if (code && NO_CAPACITY.has(code)) return new AttemptError(message, false, code);
   if (answer.status === 401 || answer.status === 403) return new AttemptError(message, false, answer.status === 401 ? 'E_UNAUTHORIZED' : 'E_FORBIDDEN');
+  const known = httpAnswer('balancer', code);
+  if (known) return new AttemptError(message, known.retry !== 'no', code);
   if (answer.status >= 400 && answer.status < 500 && answer.status !== 404 && answer.status !== 408 && answer.status !== 429) return new AttemptError(message, false, code ?? 'E_HTTP');
   return new AttemptError(message, true, code);
 }

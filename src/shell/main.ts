@@ -12,6 +12,7 @@
 import { realpathSync } from 'node:fs';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
+import { studentLine } from './student-message.js';
 
 process.on('SIGUSR1', () => {});
 process.on('SIGUSR2', () => {});
@@ -83,8 +84,7 @@ if (isEntry(process.argv[1])) {
   sessionMain(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`vzsb: Something went wrong on the gateway. [E_INTERNAL]\n`);
-      void err;
+      process.stderr.write(studentLine(err));
       process.exit(255);
     },
   );

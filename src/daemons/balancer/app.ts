@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type Koa from 'koa';
+import { httpAnswer } from '../../common/error-catalog.js';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { requireScope, TokenAuth, type Scope } from '../common/auth.js';
@@ -32,19 +33,6 @@ export interface BalancerAppDeps {
   metrics: BalancerMetrics;
 }
 
-const STATUS_BY_CODE: Record<string, number> = {
-  E_POOL_FULL: 503,
-  E_LEASE_FAILED: 503,
-  E_NO_HYPERVISOR: 503,
-  E_HYPERVISOR_UNREACHABLE: 503,
-  E_NO_LEASE: 404,
-  E_UNKNOWN_HYPERVISOR: 404,
-  E_IN_USE: 409,
-  E_RENEW_FAILED: 503,
-  E_TOO_MANY: 409,
-  E_BUSY: 503,
-  E_HOLDER_DOWN: 503,
-};
 
 export function createBalancerApp(deps: BalancerAppDeps): Koa {
   const { config, logger, metrics, health, fanout } = deps;
@@ -71,7 +59,7 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
     try {
       ctx.body = (await deps.router.lease(body)) satisfies v1.BalancedLease;
     } catch (err) {
-      if (err instanceof VzsbError && (err.code === 'E_BUSY' || err.code === 'E_HOLDER_DOWN')) ctx.set('Retry-After', '1');
+      if (err instanceof VzsbError && httpAnswer('balancer', err.code)?.retry === 'wait') ctx.set('Retry-After', '1');
       throw err;
     }
   });
@@ -91,7 +79,7 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
   });
 
   const answer = (ctx: Koa.Context, report: v1.FanoutReport) => {
-    ctx.status = report.ok ? 200 : report.error?.code === 'E_NO_LEASE' ? 404 : report.error?.code === 'E_IN_USE' ? 409 : 502;
+    ctx.status = report.ok ? 200 : (httpAnswer('balancer', report.error?.code)?.status ?? 502);
     ctx.body = report;
   };
 
@@ -115,5 +103,5 @@ export function createBalancerApp(deps: BalancerAppDeps): Koa {
 
   router.get('/metrics', scope('metrics'), metricsHandler(metrics.daemon));
 
-  return createDaemonApp({ router, logger, metrics: metrics.daemon, statusByCode: STATUS_BY_CODE });
+  return createDaemonApp({ router, logger, metrics: metrics.daemon, daemon: 'balancer' });
 }

@@ -1,6 +1,7 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { z } from 'zod';
-import { VzsbError } from '../../common/errors.js';
+import { httpAnswer, isErrorCode } from '../../common/error-catalog.js';
+import { VzsbError, type ErrorCode } from '../../common/errors.js';
 import { parseInput } from '../../common/validate.js';
 import * as v1 from '../../api/v1/hypervisor.js';
 import type { HypervisorTarget } from './config.js';
@@ -20,7 +21,7 @@ export class HypervisorCallError extends VzsbError {
   /** HTTP status of an error answer. */
   readonly status: number | undefined;
 
-  constructor(hypervisor: string, failure: CallFailure, code: string, message: string, status?: number, cause?: unknown) {
+  constructor(hypervisor: string, failure: CallFailure, code: ErrorCode, message: string, status?: number, cause?: unknown) {
     super(code, `${hypervisor}: ${message}`, { cause });
     this.name = 'HypervisorCallError';
     this.hypervisor = hypervisor;
@@ -28,9 +29,15 @@ export class HypervisorCallError extends VzsbError {
     this.status = status;
   }
 
-  /** Worth trying another hypervisor: it did not answer, failed inside, or is full. */
+  /**
+   * Worth trying another hypervisor: it did not answer, failed inside, or is full (the error
+   * catalog says which codes); an answer without a known code, by its status.
+   */
   get retryable(): boolean {
-    return this.failure !== 'http' || (this.status ?? 500) >= 500 || this.status === 401 || this.status === 403;
+    if (this.failure !== 'http') return true;
+    const retry = httpAnswer('hypervisor', this.code)?.retry;
+    if (retry !== undefined) return retry !== 'no';
+    return (this.status ?? 500) >= 500 || this.status === 401 || this.status === 403;
   }
 }
 
@@ -213,8 +220,10 @@ export class HypervisorClient {
     }
     if (status < 200 || status > 299) {
       const error = (data as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-      const code = typeof error?.code === 'string' ? error.code : `E_HTTP_${status}`;
-      const message = typeof error?.message === 'string' ? error.message : `HTTP ${status}`;
+      // A code this version does not know (another version's) is E_HTTP, its own code kept in the message.
+      const code = isErrorCode(error?.code) ? error.code : 'E_HTTP';
+      const said = typeof error?.message === 'string' ? error.message : undefined;
+      const message = code !== 'E_HTTP' ? (said ?? `HTTP ${status}`) : `HTTP ${status}${typeof error?.code === 'string' ? ` ${error.code}` : ''}${said ? `: ${said}` : ''}`;
       throw new HypervisorCallError(this.name, 'http', code, message, status);
     }
     try {

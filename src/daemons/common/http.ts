@@ -2,44 +2,29 @@ import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import Koa, { type Context, type Middleware } from 'koa';
 import { z } from 'zod';
+import { httpStatusTable, type Daemon } from '../../common/error-catalog.js';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { InputError, parseInput } from '../../common/validate.js';
 import { httpMetricsMiddleware, type DaemonMetrics } from './metrics.js';
 
 /**
- * What every daemon API shares: error bodies `{error: {code, message}}`, one table from error
- * code to HTTP status, JSON request bodies read with a size limit and validated with zod.
+ * What every daemon API shares: error bodies `{error: {code, message}}` with the HTTP status
+ * the error catalog gives the code for this daemon, JSON request bodies read with a size limit and validated with zod.
  * A 5xx body never carries internals: the client gets a request id, the log gets the rest.
  */
 export interface ErrorBody {
   error: { code: string; message: string; requestId?: string; issues?: { path: string; message: string }[] };
 }
 
-const COMMON_STATUS: Record<string, number> = {
-  E_INVALID: 400,
-  E_BAD_JSON: 400,
-  E_ABORTED: 400,
-  E_UNAUTHORIZED: 401,
-  E_FORBIDDEN: 403,
-  E_NOT_FOUND: 404,
-  E_METHOD: 405,
-  E_CONFLICT: 409,
-  E_DUPLICATE_KEY: 400,
-  E_BODY_TOO_LARGE: 413,
-  E_URI_TOO_LONG: 414,
-  E_MEDIA_TYPE: 415,
-  E_SHUTTING_DOWN: 503,
-};
-
 export interface ErrorMiddlewareOptions {
   logger: Logger;
-  /** Daemon-specific codes and their status, added to the common ones. */
-  statusByCode?: Record<string, number>;
+  /** Whose codes and statuses (the error catalog's answers of this daemon). */
+  daemon: Daemon;
 }
 
 export function errorMiddleware(options: ErrorMiddlewareOptions): Middleware {
-  const table = { ...COMMON_STATUS, ...options.statusByCode };
+  const table = httpStatusTable(options.daemon);
   return async (ctx, next) => {
     const requestId = randomUUID();
     const started = performance.now();
@@ -54,7 +39,8 @@ export function errorMiddleware(options: ErrorMiddlewareOptions): Middleware {
       ctx.status = status;
       if (status >= 500) {
         options.logger.error('http.error', { requestId, method: ctx.method, path: ctx.path, error: err, stack: err instanceof Error ? err.stack : undefined });
-        const known = err instanceof VzsbError && table[err.code] !== undefined;
+        // A thrown E_INTERNAL is masked as well: its message was never meant for a client.
+        const known = err instanceof VzsbError && table[err.code] !== undefined && err.code !== 'E_INTERNAL';
         ctx.body = {
           error: known
             ? { code: (err as VzsbError).code, message: (err as VzsbError).message, requestId }
@@ -204,14 +190,14 @@ export function createDaemonApp(options: {
   router: Router;
   logger: Logger;
   metrics: DaemonMetrics;
-  statusByCode?: Record<string, number>;
+  daemon: Daemon;
 }): Koa {
   const app = new Koa();
   app.proxy = false;
   app.silent = true;
   app.on('error', (err) => options.logger.error('http.unhandled', { error: err }));
   app.use(httpMetricsMiddleware(options.metrics));
-  app.use(errorMiddleware({ logger: options.logger, statusByCode: options.statusByCode }));
+  app.use(errorMiddleware({ logger: options.logger, daemon: options.daemon }));
   app.use(strictRequestMiddleware());
   app.use(options.router.routes());
   app.use(options.router.allowedMethods({ throw: true }));

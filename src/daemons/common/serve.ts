@@ -4,6 +4,7 @@ import { createServer, STATUS_CODES } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type Koa from 'koa';
 import { z } from 'zod';
+import { commonHttpStatus, type ErrorCode } from '../../common/error-catalog.js';
 import type { Logger } from '../../common/log.js';
 import { MAX_URL_LENGTH } from './http.js';
 
@@ -111,26 +112,23 @@ function answerClientError(err: NodeJS.ErrnoException & { rawPacket?: Buffer }, 
     socket.destroy();
     return;
   }
-  let status = 400;
-  let code = 'E_BAD_REQUEST';
+  let code: ErrorCode = 'E_BAD_REQUEST';
   let message = 'the request could not be parsed';
   if (err.code === 'HPE_HEADER_OVERFLOW') {
     const raw = err.rawPacket?.toString('latin1') ?? '';
     const lineEnd = raw.indexOf('\r\n');
     if (lineEnd < 0 || lineEnd > MAX_URL_LENGTH) {
-      status = 414;
       code = 'E_URI_TOO_LONG';
       message = `the request URL is longer than ${MAX_URL_LENGTH} bytes`;
     } else {
-      status = 431;
       code = 'E_HEADERS_TOO_LARGE';
       message = 'the request headers are too large';
     }
   } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    status = 408;
     code = 'E_TIMEOUT';
     message = 'the request was not sent in time';
   }
+  const status = commonHttpStatus(code);
   log.info('http.rejected', { status, code, parser: err.code });
   const body = JSON.stringify({ error: { code, message } });
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

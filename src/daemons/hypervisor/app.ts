@@ -33,20 +33,6 @@ export interface HypervisorAppDeps {
   reclaimNow?: () => Promise<v1.ReclaimReport>;
 }
 
-const STATUS_BY_CODE: Record<string, number> = {
-  E_POOL_FULL: 503,
-  E_LEASE_FAILED: 503,
-  E_NO_LEASE: 404,
-  E_IN_USE: 409,
-  // Not worth another hypervisor: the user's container is here and kept.
-  E_RENEW_FAILED: 409,
-  E_STATE_UNWRITABLE: 503,
-  // Its last health check failed (a bridge down, a full disk): a new lease is worth another.
-  E_DEGRADED: 503,
-  E_TOO_MANY: 409,
-  E_HELD_HERE: 409,
-};
-
 export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
   const { pool, config, logger } = deps;
   const metrics = deps.metrics ?? new HypervisorMetrics({ processMetrics: false });
@@ -170,5 +156,5 @@ export function createHypervisorApp(deps: HypervisorAppDeps): Koa {
 
   router.get('/metrics', scope('metrics'), metricsHandler(metrics.daemon));
 
-  return createDaemonApp({ router, logger, metrics: metrics.daemon, statusByCode: STATUS_BY_CODE });
+  return createDaemonApp({ router, logger, metrics: metrics.daemon, daemon: 'hypervisor' });
 }

@@ -17,6 +17,8 @@ const DECISIONS: [Stored, Live, OrphanPolicy, ReconcileAction][] = [
   ['leased', 'stopped', DESTROY, 'start'],
   ['leased', 'none', DESTROY, 'drop'],
   ['leased-nobody', 'running', DESTROY, 'rebuild'],
+  ['leased-nobody', 'stopped', DESTROY, 'rebuild'],
+  ['leased-nobody', 'none', DESTROY, 'drop'],
   ['clean', 'running', DESTROY, 'keep'],
   ['clean', 'stopped', DESTROY, 'rebuild'],
   ['clean', 'none', DESTROY, 'drop'],
@@ -57,6 +59,16 @@ for (const [s, l, policy, action] of DECISIONS) {
     t.is(decide(stored(s), l === 'none' ? undefined : { running: l === 'running' }, policy), action);
   });
 }
+
+test('the decision table covers every stored state x every driver view', (t) => {
+  const kinds: Stored[] = ['leased', 'leased-nobody', 'clean', 'building', 'dirty', 'broken', 'none'];
+  for (const k of kinds) {
+    for (const l of ['running', 'stopped', 'none'] as Live[]) {
+      if (k === 'none' && l === 'none') continue;
+      t.true(DECISIONS.some(([s, v]) => s === k && v === l), `${k} x ${l}`);
+    }
+  }
+});
 
 test('decide refuses a case with neither a record nor a container', (t) => {
   t.throws(() => decide(undefined, undefined, DESTROY));

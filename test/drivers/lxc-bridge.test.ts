@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/common/exec.js';
+import { removeGuard } from '../../src/daemons/drivers/bridge-guard.js';
 import { LxcDriver } from '../../src/daemons/drivers/lxc.js';
 import { removeCgroupTree } from '../helpers/cgroups.js';
 
@@ -19,6 +20,7 @@ test.after.always(async () => {
   if (lxcPath) await rm(lxcPath, { recursive: true, force: true });
   await run('ip', ['link', 'del', BRIDGE]);
   await removeCgroupTree(PARENT_CGROUP);
+  await removeGuard(run, BRIDGE); // the driver's bridge guard for it
 });
 
 test('prepare makes a missing bridge with a fixed MAC and the gateway address; containers answer on it', async (t) => {

@@ -29,7 +29,7 @@ async function sshdCheck(config: string): Promise<{ exitCode: number; stderr: st
 
 test('the students\' sshd settings pass sshd -t: per-source limits, no motd, no last login, no Debian banner', async (t) => {
   const config = await rendered();
-  for (const line of ['PerSourceMaxStartups 60', 'PerSourceNetBlockSize 32:128', 'PrintMotd no', 'PrintLastLog no', 'DebianBanner no', 'ClientAliveInterval 15']) {
+  for (const line of ['PerSourceMaxStartups 60', 'PerSourceNetBlockSize 32:128', 'PrintMotd no', 'PrintLastLog no', 'DebianBanner no', 'ClientAliveInterval 10', 'ClientAliveCountMax 2']) {
     t.true(config.split('\n').some((l) => l.trim() === line), line);
   }
   t.false(config.includes('PerSourcePenalties'), 'not on OpenSSH before 9.8');

@@ -42,7 +42,7 @@ test('gateway config: studentKeysDir, an absolute path, default /etc/vzsandbox/s
 });
 
 test("the gateway's sshd settings name the subsystem; forwarding stays off for students", async (t) => {
-  const vars = { sshd_max_startups: '200:30:400', sshd_per_source_max_startups: 60, sshd_per_source_netblock: '32:128', sshd_per_source_penalties: '', studentsGroup: 'vzsb-students' };
+  const vars = { sshd_max_startups: '200:30:400', sshd_per_source_max_startups: 60, sshd_per_source_netblock: '32:128', sshd_per_source_penalties: '', sshd_client_alive_interval: 10, sshd_client_alive_count_max: 2, studentsGroup: 'vzsb-students' };
   const text = await createTemplating().renderFile(join(packageRoot(), 'templates/gateway/sshd-students.conf.hbs'), vars, 'sshd-students.conf.hbs');
   t.regex(text, /^Subsystem vzsb-tunnel vzsb-tunnel$/m);
   t.true(text.indexOf('Subsystem') < text.indexOf('Match Group'), 'a global option, before the Match block');

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { run } from '../../src/common/exec.js';
 import { encodeFrame, encodeHello } from '../../src/shell/agent-protocol.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
-import { createGatewayFixture, freePort, type GatewayFixture } from './gateway-fixture.js';
+import { createGatewayFixture, type GatewayFixture } from './gateway-fixture.js';
 import { createTerminals, type Terminals } from './terminal.js';
 
 /**
@@ -307,7 +307,9 @@ test.serial('a container presenting another host key is refused with E_HOSTKEY',
 });
 
 test.serial('no balancer answers: E_BALANCER_DOWN within the configured time', async (t) => {
-  const dead = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`];
+  // Ports below 1024 that nothing here listens on: a port that was free a moment ago may be
+  // another test's listener by the time the login asks (that answered 401: E_GATEWAY_AUTH).
+  const dead = ['http://127.0.0.1:1023', 'http://127.0.0.2:1022'];
   await gw.writeConfig({ balancers: dead, timeouts: { leaseMs: 1500, releaseMs: 300 } });
   t.teardown(() => gw.restoreConfig());
   const started = performance.now();

@@ -42,9 +42,19 @@ const ssh = (n: string, command: string) =>
   run('ssh', ['-F', 'none', '-i', lab.keyFile, '-o', 'IdentitiesOnly=yes', '-o', `UserKnownHostsFile=${lab.knownHostsFile}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${host(n).address}`, command], { timeoutMs: 60_000 });
 const student = async (user: string, script: string) => run('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, user, [script]))], { timeoutMs: 60_000 });
 
-/** A session that prints "tick" once a second after what `first` printed; open until killed. */
-async function holdSession(user: string, first: string) {
-  const child: ChildProcess = spawn('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, user, [`${first}; echo READY; while sleep 1; do echo tick; done`]))], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** The local TCP port of process `pid`'s connection to `address`:22. */
+async function localPortOf(pid: number, address: string): Promise<number> {
+  const r = await run('ss', ['-Htnp', 'state', 'established', 'dst', `${address}:22`]);
+  const line = r.stdout.split('\n').find((l) => l.includes(`pid=${pid},`));
+  const m = line ? /\S+:(\d+)\s+\S+:22\b/.exec(line) : null;
+  if (!m) throw new Error(`no connection of pid ${pid} to ${address}:22 in: ${r.stdout}`);
+  return Number(m[1]);
+}
+
+/** A session that prints "tick" once a second (or, quiet, nothing) after what `first` printed; open until killed. */
+async function holdSession(user: string, first: string, options: { quiet?: boolean } = {}) {
+  const rest = options.quiet ? 'sleep 3600' : 'while sleep 1; do echo tick; done';
+  const child: ChildProcess = spawn('ssh', ['-o', 'BatchMode=yes', ...(await loginArgs(name, user, [`${first}; echo READY; ${rest}`]))], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -186,13 +196,22 @@ test.serial('a process titled "sshd: root@notty" and a connection "from the gate
   t.is(after, 'fresh', 'the container with the fake session was reset');
 });
 
-test.serial('a killed client, and one that went silent, release their session within about a minute', async (t) => {
+test.serial('vanished clients release their session: a killed one within seconds, a silent one within about a minute, one cut off in the middle of output within about two', async (t) => {
   const killed = await holdSession('student5', 'hostname');
-  const silent = await holdSession('student6', 'hostname');
-  await Promise.all([killed.ready, silent.ready]);
+  const silent = await holdSession('student6', 'hostname', { quiet: true });
+  const cut = await holdSession('student3', 'hostname');
+  await Promise.all([killed.ready, silent.ready, cut.ready]);
+  // The laptop of `cut` drops off the network: nothing of its connection passes either way
+  // (this machine is the client: its own output and input hooks, for that one local port).
+  const port = await localPortOf(cut.child.pid!, host('gw1').address);
+  const table = `vzsbe2ecut_${process.pid}`;
+  t.teardown(() => run('/usr/sbin/nft', ['delete', 'table', 'inet', table]).then(() => undefined));
+  const rules = `table inet ${table} {\n chain o { type filter hook output priority 0; tcp sport ${port} drop; }\n chain i { type filter hook input priority 0; tcp dport ${port} drop; }\n}\n`;
+  const loaded = await run('/usr/sbin/nft', ['-f', '-'], { input: rules });
+  t.is(loaded.exitCode, 0, loaded.stderr);
   const t0 = Date.now();
   killed.child.kill('SIGKILL');
-  silent.child.kill('SIGSTOP'); // the laptop is gone: no FIN, no answers to keep-alives
+  silent.child.kill('SIGSTOP'); // stopped: its machine still acknowledges TCP, but ssh answers no probe
   try {
     const released = async (user: string) => {
       const row = (await sessions()).find((s) => s.user === user);
@@ -200,18 +219,23 @@ test.serial('a killed client, and one that went silent, release their session wi
     };
     const explain = async (user: string) =>
       `${JSON.stringify((await sessions()).filter((s) => s.user === user))}\n${(await ssh('gw1', `grep '"user":"${user}"' /var/log/vzsandbox/gateway.log | tail -n 5`)).stdout}`;
-    const killedMs = await waitFor('student5 released', () => released('student5'), 90_000).catch(async (err: Error) => {
-      throw new Error(`${err.message}: ${await explain('student5')}`);
-    });
-    const silentMs = await waitFor('student6 released', () => released('student6'), 120_000).catch(async (err: Error) => {
-      throw new Error(`${err.message}: ${await explain('student6')}`);
-    });
-    t.log(`released after: killed ${killedMs} ms, silent ${silentMs} ms`);
+    const within = (user: string, ms: number) =>
+      waitFor(`${user} released`, () => released(user), ms).catch(async (err: Error) => {
+        throw new Error(`${err.message}: ${await explain(user)}`);
+      });
+    const [killedMs, silentMs, cutMs] = await Promise.all([within('student5', 60_000), within('student6', 120_000), within('student3', 180_000)]);
+    t.log(`released after: killed ${killedMs} ms, silent ${silentMs} ms, cut off ${cutMs} ms`);
     t.true(killedMs < 30_000, `killed: ${killedMs} ms`);
+    // ClientAlive 10 s x (2 + 1) probes, 20 s apart on sshd 9.2; then the login client sees its sshd gone.
     t.true(silentMs < 90_000, `silent: ${silentMs} ms`);
+    // tcp_retries2 = 8: about 100 s of retransmissions.
+    t.true(cutMs < 150_000, `cut off: ${cutMs} ms`);
+    const log = (await ssh('gw1', 'journalctl -u ssh --no-pager | grep -c "Timeout, client not responding"')).stdout.trim();
+    t.not(log, '0', 'the silent one was ended by sshd\'s probes');
   } finally {
     silent.child.kill('SIGKILL');
     silent.child.kill('SIGCONT');
+    cut.child.kill('SIGKILL');
   }
 });
 

@@ -43,8 +43,10 @@ function sshLogin(gw: GatewayFixture, user: string, timeoutMs = 60_000): Promise
 
 async function agentStats(pid: number | undefined): Promise<{ rssMiB: number; cpuMs: number }> {
   if (!pid) return { rssMiB: NaN, cpuMs: NaN };
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // The agent may be gone (it exited): reported after the run, with its exit and its last lines.
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (!status || !stat) return { rssMiB: NaN, cpuMs: NaN };
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { rssMiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) / 1024, cpuMs: (Number(fields[11]) + Number(fields[12])) * 10 };
 }
@@ -89,6 +91,13 @@ async function main(): Promise<void> {
       `  end   (last ${BLOCK}):    p50 ${fmtMs(percentile(last, 50))} p95 ${fmtMs(percentile(last, 95))} p99 ${fmtMs(percentile(last, 99))}; agent rss ${sN.rssMiB.toFixed(1)} MiB; agent CPU ${cpuPer(sM, sN)} per login`,
       ...failed.slice(0, 3).map((r) => `  failed: ${r.error}`),
     ];
+    const agent = gw.agent;
+    if (agent && (agent.exitCode !== null || agent.signalCode !== null)) {
+      const gone = samples.find((s) => Number.isNaN(s.rssMiB));
+      out.push(`  the session agent exited (${agent.exitCode ?? agent.signalCode})${gone ? ` before login ${gone.after}` : ''}; its last lines:`);
+      out.push(...gw.agentLog().trim().split('\n').slice(-8).map((l) => `    ${l.slice(0, 400)}`));
+      process.exitCode = 1;
+    }
     process.stdout.write(out.join('\n') + '\n');
     if (failed.length > 0) process.exitCode = 1;
   } finally {

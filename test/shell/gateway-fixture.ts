@@ -47,6 +47,8 @@ export interface GatewayFixture {
   sshOptions: string[];
   /** The session agent's process (the service user's), while it runs. */
   agent: ChildProcess | undefined;
+  /** What the session agent wrote to stderr (its log), all of its runs. */
+  agentLog(): string;
   /** Start the session agent (as the service user) and wait until it listens. */
   startAgent(): Promise<void>;
   /** SIGTERM the agent; resolves with its exit code once it has drained and exited. */
@@ -277,6 +279,7 @@ export async function createGatewayFixture(options: FixtureOptions): Promise<Gat
       get agent() {
         return agent;
       },
+      agentLog: () => agentLog.join(''),
       startAgent,
       stopAgent,
       sshArgs: (user, extra = []) => [...sshOptions, '-p', String(sshPort), ...extra, `${user}@127.0.0.1`],

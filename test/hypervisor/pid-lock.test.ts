@@ -44,7 +44,9 @@ test('a starting daemon waits through reclaim passes that take the lock in quick
       await lock.release();
     }
   })();
-  await new Promise((r) => setTimeout(r, 20));
+  // The daemon starts while the passes are taking turns (not on a timer: a loaded machine may
+  // not have run the first pass yet after 20 ms).
+  while (passes < 2) await new Promise((r) => setTimeout(r, 1));
   const lock = await takeStateLock(config, 'daemon', silentLogger);
   if (++holders > 1) overlap = true;
   stop = true;

@@ -65,6 +65,8 @@ balancer tries another hypervisor after a 5xx, 401 or 403; the gateway tries ano
 after a 5xx, 404, 408 or 429. The student's sentence is what the gateway prints, as
 \`vzsb: <sentence> [CODE]\`.
 `;
+  const configuration = codes().filter(([, e]) => e.configuration).map(([c]) => `\`${c}\``);
+  out += `\nA daemon, the session agent or an instructor command that stops on a configuration error (${configuration.join(', ')}) exits with 1; on any other error that stops it, with 3.\n`;
   for (const area of Object.keys(AREAS) as Area[]) {
     const rows = codes().filter(([, e]) => e.area === area);
     if (rows.length === 0) continue;

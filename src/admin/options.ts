@@ -1,4 +1,5 @@
 import type { Argv } from 'yargs';
+import { isConfigurationError } from '../common/error-catalog.js';
 import { VzsbError } from '../common/errors.js';
 import type { AdminClient } from './client.js';
 import type { AdminFlags } from './config.js';
@@ -53,7 +54,7 @@ export async function runAdmin(argv: AdminArgs, body: (client: AdminClient, writ
   try {
     argv.exitCode = await body(client, (text) => process.stdout.write(text));
   } catch (err) {
-    if (err instanceof VzsbError && (err.code === 'E_CONFIG' || err.code === 'E_INVALID')) throw err;
+    if (err instanceof VzsbError && isConfigurationError(err.code)) throw err;
     process.stderr.write(`vzsb: ${err instanceof Error ? err.message : String(err)}\n`);
     argv.exitCode = EXIT.api;
   }

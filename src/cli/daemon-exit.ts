@@ -1,7 +1,6 @@
+import { isConfigurationError } from '../common/error-catalog.js';
 import { VzsbError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-
-const CONFIG_CODES = new Set(['E_INVALID', 'E_CONFIG']);
 
 /**
  * Run a daemon's work to its end and turn the outcome into the exit code the daemons
@@ -13,7 +12,7 @@ export async function daemonExitCode(logger: Logger, work: () => Promise<void>):
     await work();
     return 0;
   } catch (err) {
-    if (err instanceof VzsbError && CONFIG_CODES.has(err.code)) throw err;
+    if (err instanceof VzsbError && isConfigurationError(err.code)) throw err;
     logger.error('daemon.failed', { error: err });
     process.stderr.write(`vzsb: ${err instanceof Error ? err.message : String(err)}\n`);
     return 3;

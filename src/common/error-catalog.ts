@@ -36,6 +36,11 @@ export interface ErrorEntry {
   admin: string;
   /** The sentence the gateway prints when a student's login ends with this code (`vzsb: ... [CODE]`). */
   student?: string;
+  /**
+   * A configuration error: a daemon, the session agent or an instructor command that stops on it
+   * exits with 1 (any other error that stops them: 3).
+   */
+  configuration?: true;
   /** How the hypervisor API answers it; absent: the hypervisor never answers it (a 500 E_INTERNAL if thrown there). */
   hypervisor?: HttpAnswer;
   /** How the balancer API answers it; absent: as for `hypervisor`. */
@@ -50,6 +55,7 @@ const entries = {
     area: 'api',
     admin:
       'A value did not have the expected shape: a request body, URL part or query (HTTP 400, the answer lists each bad field), or a configuration file, inventory, playbook argument or command-line value (the message names its dotted path, what was expected and what was found).',
+    configuration: true,
     ...both(400, 'no'),
   },
   E_BAD_JSON: { area: 'api', admin: 'The request body is not valid JSON.', ...both(400, 'no') },
@@ -257,6 +263,7 @@ const entries = {
     area: 'gateway',
     admin: "A configuration file cannot be read or is invalid (the gateway's, a daemon's, the instructor commands' target, a value the inventory must give); the message names the file. Daemons exit with 1.",
     student: 'The gateway is misconfigured. Tell your instructor.',
+    configuration: true,
   },
   E_IDENTITY: {
     area: 'gateway',
@@ -341,6 +348,11 @@ export function commonHttpStatus(code: ErrorCode): number {
   const { hypervisor, balancer } = ERROR_CATALOG[code];
   if (!hypervisor || !balancer || hypervisor.status !== balancer.status) throw new Error(`${code}: not answered alike by every daemon`);
   return hypervisor.status;
+}
+
+/** Whether `code` is a configuration error (exit 1 where a daemon or command stops on it). */
+export function isConfigurationError(code: unknown): boolean {
+  return isErrorCode(code) && ERROR_CATALOG[code].configuration === true;
 }
 
 /** The student's sentence for `code`, when a login can end with it. */

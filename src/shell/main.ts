@@ -12,6 +12,7 @@
 import { realpathSync } from 'node:fs';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
+import { isConfigurationError } from '../common/error-catalog.js';
 import { studentLine } from './student-message.js';
 
 process.on('SIGUSR1', () => {});
@@ -60,7 +61,7 @@ async function agentMain(configPath: string): Promise<number> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     process.stderr.write(`vzsb: session agent: ${err instanceof Error ? err.message : String(err)}\n`);
-    return code === 'E_CONFIG' || code === 'E_INVALID' ? 1 : 3;
+    return isConfigurationError(code) ? 1 : 3;
   }
   process.stderr.write(`vzsb: session agent listening on ${agent.socketPath}\n`);
   process.on('SIGHUP', () => agent.reload());

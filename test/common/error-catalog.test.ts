@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { ERROR_CATALOG, commonHttpStatus, httpAnswer, httpStatusTable, isErrorCode, type Daemon, type ErrorCode } from '../../src/common/error-catalog.js';
+import { ERROR_CATALOG, commonHttpStatus, httpAnswer, httpStatusTable, isConfigurationError, isErrorCode, type Daemon, type ErrorCode } from '../../src/common/error-catalog.js';
 import { VzsbError } from '../../src/common/errors.js';
 import { HypervisorCallError, HypervisorClient } from '../../src/daemons/balancer/hypervisor-client.js';
 import { errorMiddleware } from '../../src/daemons/common/http.js';
@@ -111,6 +111,12 @@ test('the daemons answer what they answered before the catalog, and the balancer
   t.deepEqual(httpStatusTable('balancer'), { ...common, ...parser, ...balancer });
   for (const code of ['E_BAD_REQUEST', 'E_URI_TOO_LONG', 'E_HEADERS_TOO_LARGE', 'E_TIMEOUT'] as const) t.is(typeof commonHttpStatus(code), 'number');
   t.throws(() => commonHttpStatus('E_RENEW_FAILED'));
+});
+
+test('the configuration errors (exit 1 for a daemon, the session agent or an instructor command) are those it was before', (t) => {
+  t.deepEqual(Object.keys(ERROR_CATALOG).filter(isConfigurationError), ['E_INVALID', 'E_CONFIG']);
+  t.false(isConfigurationError('E_LISTEN'));
+  t.false(isConfigurationError(undefined));
 });
 
 test('the error middleware answers a code with its daemon status, and masks what no code covers', async (t) => {

@@ -2,7 +2,6 @@ import type { Argv, CommandModule } from 'yargs';
 import type { AdminClient } from '../../admin/client.js';
 import { EXIT, runAdmin, withAdminOptions, type AdminArgs } from '../../admin/options.js';
 import { renderPools, renderReset } from '../../admin/render.js';
-import type { FanoutReport, PoolsReport } from '../../api/v1/balancer.js';
 
 /**
  * `vzsb pools status` and `vzsb pools reset`: the instructor's view of every hypervisor's pool
@@ -11,7 +10,7 @@ import type { FanoutReport, PoolsReport } from '../../api/v1/balancer.js';
 export type ResetTarget = { all: true } | { hypervisor: string } | { user: string };
 
 export async function poolsStatus(client: AdminClient, json: boolean, write: (text: string) => void): Promise<number> {
-  const { body } = await client.expectOk<PoolsReport>('GET', '/v1/pools');
+  const { body } = await client.pools();
   write(json ? JSON.stringify(body, null, 2) + '\n' : renderPools(body));
   return EXIT.ok;
 }
@@ -19,11 +18,7 @@ export async function poolsStatus(client: AdminClient, json: boolean, write: (te
 /** Exit 0 when every part was done, 2 when any hypervisor failed (all results are printed). */
 export async function poolsReset(client: AdminClient, target: ResetTarget, options: { force: boolean; wait: boolean }, json: boolean, write: (text: string) => void): Promise<number> {
   const path = 'all' in target ? '/v1/reset' : 'hypervisor' in target ? `/v1/hypervisors/${encodeURIComponent(target.hypervisor)}/reset` : `/v1/users/${encodeURIComponent(target.user)}/reset`;
-  const res = await client.request<FanoutReport & { error?: { code: string; message: string } }>('POST', path, options);
-  if (!Array.isArray(res.body.results)) {
-    // An error before any hypervisor was asked (unknown hypervisor name, bad user name).
-    await client.expectOk('POST', path, options);
-  }
+  const res = await client.reset(path, options);
   write(json ? JSON.stringify(res.body, null, 2) + '\n' : renderReset(res.body));
   return res.body.ok ? EXIT.ok : EXIT.partial;
 }

@@ -2,11 +2,10 @@ import type { Argv, CommandModule } from 'yargs';
 import type { AdminClient } from '../../admin/client.js';
 import { EXIT, runAdmin, withAdminOptions, type AdminArgs } from '../../admin/options.js';
 import { renderSessions } from '../../admin/render.js';
-import type { SessionsReport } from '../../api/v1/balancer.js';
 
 /** `vzsb sessions`: who holds which container on which hypervisor, since when, idle how long. */
 export async function listSessions(client: AdminClient, json: boolean, write: (text: string) => void): Promise<number> {
-  const { body } = await client.expectOk<SessionsReport>('GET', '/v1/sessions');
+  const { body } = await client.sessions();
   write(json ? JSON.stringify(body, null, 2) + '\n' : renderSessions(body));
   return body.unavailable.length > 0 ? EXIT.partial : EXIT.ok;
 }

@@ -238,7 +238,11 @@ async function call(balancer: string, method: string, path: string, options: Bal
 
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43}$/;
 
-/** The API's answer, checked before anything connects to the address in it. */
+/**
+ * The API's answer, checked before anything connects to the address in it. It accepts exactly
+ * what the contract's gatewayLeaseSchema (src/api/v1/balancer.ts) accepts, by hand to keep zod
+ * off the login path; test/api/contract.test.ts holds the two to one table of documents.
+ */
 export function parseLease(body: unknown, balancer: string): Lease {
   const source = `lease answer from ${balancer}`;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ValidationError('', 'a JSON object', body, source);

@@ -1,7 +1,9 @@
 import test from 'ava';
+import { balancerRoutes } from '../../src/api/v1/balancer.js';
 import { generateEd25519 } from '../../src/daemons/common/ssh-key.js';
 import type { MemoryDriver } from '../../src/daemons/drivers/memory.js';
 import { BALANCER_TOKENS, httpCall, startCluster, userHomedAt } from '../helpers/daemons.js';
+import { checkServedRoutes } from '../helpers/served-routes.js';
 
 const KEY = generateEd25519('gateway').publicKey;
 type Scope = keyof typeof BALANCER_TOKENS;
@@ -171,4 +173,18 @@ test('reset of a user nobody holds, with every hypervisor answering: 404 E_NO_LE
   const res = await httpCall(c.balancer.url, 'POST', '/v1/users/nobody/reset', { token: BALANCER_TOKENS.admin, body: {} });
   t.is(res.status, 404);
   t.like(res.body, { ok: false, error: { code: 'E_NO_LEASE' }, results: [{ hypervisor: 'apik', status: 'no-lease' }, { hypervisor: 'apil', status: 'no-lease' }] });
+});
+
+test('the OpenAPI document lists exactly the routes the balancer serves, which are the contract\'s, and every answer has its shape', async (t) => {
+  const c = await startCluster(t, { hypervisors: [{ name: 'apia', standby: 1, max: 2 }] });
+  // In this order: the lease is there to release, then gone (a 404 with every result for its user's reset).
+  const statuses = await checkServedRoutes(t, {
+    openapi: 'balancer.openapi.yaml',
+    routes: balancerRoutes,
+    endpoints: ENDPOINTS,
+    concrete: (route) => route.replace('{user}', 'alice').replace('{name}', 'apia'),
+    tokens: BALANCER_TOKENS,
+    call: (method, path, options) => httpCall(c.balancer.url, method, path, options),
+  });
+  t.deepEqual(statuses, [200, 404]);
 });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { countSchema, timeSchema, type Known } from './fields.js';
-import { capacitySchema, containerSchema, leaseSchema, leaseViewSchema, releasedSchema, resetReportSchema } from './hypervisor.js';
+import { countSchema, sessionIdSchema, timeSchema, type Known, type Route } from './fields.js';
+import { capacitySchema, containerSchema, leaseRequestSchema, leaseSchema, leaseViewSchema, releasedSchema, resetReportSchema, resetRequestSchema } from './hypervisor.js';
 
 /**
  * The balancer's HTTP API v1 (docs/api/balancer.openapi.yaml). Its requests are the
@@ -111,3 +111,17 @@ export const fanoutReportSchema = z.looseObject({
   error: callErrorSchema.optional(),
 });
 export type FanoutReport = Known<z.output<typeof fanoutReportSchema>>;
+
+/** Every route of the balancer's API, by "METHOD /path" as the OpenAPI file writes it. */
+export const balancerRoutes: Record<string, Route> = {
+  'GET /healthz': { answers: { 200: balancerHealthSchema } },
+  'POST /v1/leases': { scope: 'lease', body: leaseRequestSchema, answers: { 200: balancedLeaseSchema } },
+  'DELETE /v1/leases/{user}': { scope: 'lease', query: { session: sessionIdSchema }, answers: { 200: balancedReleaseSchema } },
+  'GET /v1/pools': { scope: 'admin', answers: { 200: poolsReportSchema } },
+  'GET /v1/sessions': { scope: 'admin', answers: { 200: sessionsReportSchema } },
+  'POST /v1/reset': { scope: 'admin', body: resetRequestSchema, answers: { 200: fanoutReportSchema, 502: fanoutReportSchema } },
+  'POST /v1/hypervisors/{name}/reset': { scope: 'admin', body: resetRequestSchema, answers: { 200: fanoutReportSchema, 502: fanoutReportSchema } },
+  // No lease anywhere (404), in use (409), or not done and some not asked (502): the results too.
+  'POST /v1/users/{user}/reset': { scope: 'admin', body: resetRequestSchema, answers: { 200: fanoutReportSchema, 404: fanoutReportSchema, 409: fanoutReportSchema, 502: fanoutReportSchema } },
+  'GET /metrics': { scope: 'metrics', answers: { 200: 'text' } },
+};

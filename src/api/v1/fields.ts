@@ -60,3 +60,15 @@ export type Known<T> = T extends readonly (infer U)[]
   : T extends object
     ? { [K in keyof T as string extends K ? never : K]: Known<T[K]> }
     : T;
+
+/**
+ * One route of the API: its token scope (none: no authentication), body, query and what it
+ * answers by status. Answers not listed are errors (`errorBodySchema`). The OpenAPI files are
+ * checked against these tables (test/api/contract.test.ts), and the served routes against both.
+ */
+export interface Route {
+  scope?: 'lease' | 'admin' | 'metrics';
+  body?: z.ZodType;
+  query?: Record<string, z.ZodType>;
+  answers: Record<number, z.ZodType | 'text'>;
+}

@@ -3,6 +3,7 @@ import {
   addressSchema,
   containerNameSchema,
   countSchema,
+  emptyRequestSchema,
   fingerprintSchema,
   hostKeyLineSchema,
   hypervisorNameSchema,
@@ -13,6 +14,7 @@ import {
   timeSchema,
   userNameSchema,
   type Known,
+  type Route,
 } from './fields.js';
 
 /**
@@ -234,3 +236,20 @@ export const hypervisorHealthSchema = z.looseObject({
   displaced: z.array(displacedSchema).optional(),
 });
 export type HypervisorHealth = Known<z.output<typeof hypervisorHealthSchema>>;
+
+/** Every route of the hypervisor's API, by "METHOD /path" as the OpenAPI file writes it. */
+export const hypervisorRoutes: Record<string, Route> = {
+  'GET /healthz': { answers: { 200: hypervisorHealthSchema } },
+  'POST /v1/leases': { scope: 'lease', body: hypervisorLeaseRequestSchema, answers: { 200: leaseAnswerSchema } },
+  'GET /v1/leases': { scope: 'admin', answers: { 200: leasesSchema } },
+  'DELETE /v1/leases/{user}': { scope: 'lease', query: { session: sessionIdSchema }, answers: { 200: releasedSchema } },
+  'POST /v1/leases/{user}/reset': { scope: 'admin', body: resetRequestSchema, answers: { 200: resetReportSchema, 202: resetReportSchema } },
+  'POST /v1/leases/{user}/settled': { scope: 'lease', body: emptyRequestSchema, answers: { 200: settledSchema } },
+  'POST /v1/claims/{user}': { scope: 'lease', body: claimRequestSchema, answers: { 200: claimAnswerSchema } },
+  'GET /v1/users/{user}': { scope: 'admin', answers: { 200: userStatusSchema } },
+  'GET /v1/containers': { scope: 'admin', answers: { 200: containersSchema } },
+  'POST /v1/containers/{id}/reset': { scope: 'admin', body: resetRequestSchema, answers: { 200: resetReportSchema, 202: resetReportSchema } },
+  'POST /v1/reset': { scope: 'admin', body: resetRequestSchema, answers: { 200: resetReportSchema, 202: resetReportSchema } },
+  'POST /v1/reclaim': { scope: 'admin', body: emptyRequestSchema, answers: { 200: reclaimReportSchema } },
+  'GET /metrics': { scope: 'metrics', answers: { 200: 'text' } },
+};

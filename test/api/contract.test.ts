@@ -253,7 +253,7 @@ test("every lease the balancer's schema accepts, the gateway's schema accepts to
 // ---- the admin client reads answers with the contract ----
 
 test('vzsb pools/sessions: an answer of the wrong shape is refused, an error answer is its code, a partial reset is its results', async (t) => {
-  const client = (url: string) => new AdminClient({ balancers: [url], token: 'admin-token-0123456789', timeoutMs: 2000 });
+  const client = (url: string) => new AdminClient({ balancers: [url], token: 'admin-token-0123456789', timeoutMs: 20_000 });
   const wrong = await stubServer(t, reply(200, { time: 'now', hypervisors: 'many' }));
   await t.throwsAsync(client(wrong).pools(), { code: 'E_API', message: /unexpected answer \(HTTP 200\): hypervisors: .*totals: / } as never);
   const refused = await stubServer(t, reply(404, { error: { code: 'E_UNKNOWN_HYPERVISOR', message: 'no hypervisor named nope' } }));

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type Router from '@koa/router';
 import Koa, { type Context, type Middleware } from 'koa';
 import { z } from 'zod';
+import type { ErrorBody } from '../../api/v1/fields.js';
 import { httpStatusTable, type Daemon } from '../../common/error-catalog.js';
 import { VzsbError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
@@ -13,10 +14,6 @@ import { httpMetricsMiddleware, type DaemonMetrics } from './metrics.js';
  * the error catalog gives the code for this daemon, JSON request bodies read with a size limit and validated with zod.
  * A 5xx body never carries internals: the client gets a request id, the log gets the rest.
  */
-export interface ErrorBody {
-  error: { code: string; message: string; requestId?: string; issues?: { path: string; message: string }[] };
-}
-
 export interface ErrorMiddlewareOptions {
   logger: Logger;
   /** Whose codes and statuses (the error catalog's answers of this daemon). */

@@ -341,6 +341,7 @@ class ContextCache {
   private logPath = '';
   private fd: number | undefined;
   private level: Level = 'info';
+  private secrets: readonly string[] = [];
   private readonly installedKeys = new InstalledKeys();
 
   constructor(private readonly path: string) {}
@@ -357,6 +358,7 @@ class ContextCache {
       const config = await loadGatewayConfig(this.path);
       this.key = key;
       this.level = config.logLevel;
+      this.secrets = [config.token];
       this.openLog(config.logFile);
       this.current = { config, logger: this.makeLogger(), installedKeys: this.installedKeys };
     } else if (this.logMoved()) {
@@ -404,6 +406,7 @@ class ContextCache {
     return createLogger({
       level: this.level,
       base: { component: 'gateway', via: 'agent' },
+      secrets: this.secrets,
       write: (line) => {
         if (this.fd === undefined) return;
         try {

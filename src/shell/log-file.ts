@@ -12,7 +12,7 @@ export interface LogFile {
   close(): void;
 }
 
-export function openLogFile(path: string, level: Level, base: Record<string, unknown>): LogFile {
+export function openLogFile(path: string, level: Level, base: Record<string, unknown>, secrets: readonly string[] = []): LogFile {
   let fd: number | undefined;
   try {
     fd = openSync(path, 'a', 0o640);
@@ -22,6 +22,7 @@ export function openLogFile(path: string, level: Level, base: Record<string, unk
   const logger = createLogger({
     level,
     base,
+    secrets,
     write: (line) => {
       if (fd === undefined) return;
       try {

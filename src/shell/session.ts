@@ -103,7 +103,7 @@ export async function runSession(deps: SessionDeps): Promise<number> {
       log = log.child({ user: inv.user });
     } else {
       config = await loadGatewayConfig(deps.configPath);
-      const file = openLogFile(config.logFile, config.logLevel, { component: 'gateway', pid });
+      const file = openLogFile(config.logFile, config.logLevel, { component: 'gateway', pid }, [config.token]);
       log = file.logger.child({ user: inv.user });
       closeLog = file.close;
     }

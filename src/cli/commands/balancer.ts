@@ -29,7 +29,8 @@ export const balancerCommand: CommandModule<object, BalancerArgs> = {
       argv.exitCode = 0;
       return;
     }
-    const logger = createLogger({ level: config.log.level, base: { daemon: 'balancer' } });
+    const secrets = [...Object.values(config.tokens).flat(), ...config.hypervisors.map((h) => h.token)];
+    const logger = createLogger({ level: config.log.level, base: { daemon: 'balancer' }, secrets });
     argv.exitCode = await daemonExitCode(logger, async () => {
       const daemon = await startBalancer(config, { logger });
       await daemon.stopped;

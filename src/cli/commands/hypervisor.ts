@@ -45,7 +45,7 @@ export const hypervisorCommand: CommandModule<object, HypervisorArgs> = {
       argv.exitCode = 0;
       return;
     }
-    const logger = createLogger({ level: config.log.level, base: { daemon: 'hypervisor', hypervisor: hostname() } });
+    const logger = createLogger({ level: config.log.level, base: { daemon: 'hypervisor', hypervisor: hostname() }, secrets: Object.values(config.tokens).flat() });
     argv.exitCode = await daemonExitCode(logger, async () => {
       if (argv.action === 'reclaim') {
         const result = await reclaimOnce(config, { source: argv.config, logger });

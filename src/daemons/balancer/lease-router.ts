@@ -6,7 +6,7 @@ import type { BalancerConfig } from './config.js';
 import type { HealthMonitor } from './health.js';
 import type { z } from 'zod';
 import type { balancedLeaseSchema, balancedReleaseSchema } from '../../api/v1/balancer.js';
-import { isPlaced, type HypervisorLeaseRequest } from '../../api/v1/hypervisor.js';
+import { isPlaced, type HypervisorLeaseRequest, type LeaseRequest } from '../../api/v1/hypervisor.js';
 import { HypervisorCallError, type HypervisorClient, type Placed } from './hypervisor-client.js';
 import type { BalancerMetrics } from './metrics.js';
 import { isFull, scoreOf } from './placement.js';
@@ -32,13 +32,6 @@ import { rendezvousOrder } from './rendezvous.js';
  */
 export type BalancedLease = z.output<typeof balancedLeaseSchema>;
 export type BalancedRelease = z.output<typeof balancedReleaseSchema>;
-
-export interface LeaseRequest {
-  user: string;
-  publicKey: string;
-  session?: string;
-  maxSessions?: number;
-}
 
 interface CacheEntry {
   hypervisor: string;

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import type * as v1 from '../../api/v1/hypervisor.js';
 import type { ContainerDriver, DriverHealth } from '../drivers/types.js';
 import type { Pool } from './pool.js';
 
@@ -22,16 +23,8 @@ export interface HealthConfig {
   probeEveryMs: number;
 }
 
-export interface HealthReport {
-  status: 'ok' | 'degraded';
-  /** Why it is degraded: one short reason per failed check. */
-  degraded: string[];
-  checks: {
-    state: { writable: boolean; error?: string; since?: string; pending: boolean };
-    network?: { ok: boolean; problems: string[]; sshProbe?: { container: string; ok: boolean; ms?: number; error?: string } };
-    disk?: { freeBytes: number; minFreeBytes: number; ok: boolean };
-  };
-}
+/** What the checks found: the part of GET /healthz (src/api/v1/hypervisor.ts) this class makes. */
+export type HealthReport = Pick<v1.HypervisorHealth, 'status' | 'degraded' | 'checks'>;
 
 export interface HealthDeps {
   driver: ContainerDriver;

@@ -62,7 +62,7 @@ test('strict input: duplicate keys 400 naming the key, unknown methods 405 witho
   }
   const wrongMethod = await httpCall(h.url, 'PUT', '/v1/leases', { token: h.token });
   t.is(wrongMethod.status, 405);
-  t.false(h.log.records.some((r) => r.level === 'error' || 'stack' in r), 'no error and no stack in the log for a bad method');
+  t.false(h.log.records.some((r) => r.level === 'error' || JSON.stringify(r).includes('"stack"')), 'no error and no stack in the log for a bad method');
 
   // 10 MB announced and sent: 413 at once, and the server closes instead of reading it all.
   const big = await raw(

@@ -35,7 +35,7 @@ export function errorMiddleware(options: ErrorMiddlewareOptions): Middleware {
       const status = err instanceof VzsbError ? (table[err.code] ?? 500) : httpStatusOf(err);
       ctx.status = status;
       if (status >= 500) {
-        options.logger.error('http.error', { requestId, method: ctx.method, path: ctx.path, error: err, stack: err instanceof Error ? err.stack : undefined });
+        options.logger.error('http.error', { requestId, method: ctx.method, path: ctx.path, error: err });
         // A thrown E_INTERNAL is masked as well: its message was never meant for a client.
         const known = err instanceof VzsbError && table[err.code] !== undefined && err.code !== 'E_INTERNAL';
         ctx.body = {

@@ -7,26 +7,25 @@
  * logins one after another and for a BURST of logins at once (one student each), and the
  * Node start-up cost of the login shell's pieces. Targets: p50 < 300 ms, p99 < 1 s; the
  * burst all succeeds with p95 < 2 s.
- *   node --import tsx bench/login.ts [SEQUENTIAL=50] [BURST=30] [--js-crypto] [--no-agent]
+ *   node --import tsx bench/login.ts [SEQUENTIAL=50] [BURST=30] [--native] [--no-agent]
  * It builds dist/ first so the session runs as installed: through the session agent, or with
- * --no-agent as one standalone session process per login. --js-crypto removes ssh2's native
- * binding from dist/shell/ for the run (as on a gateway whose Node.js is not the one npm built
- * it for, e.g. Debian 12's Node 18) and builds again at the end.
+ * --no-agent as one standalone session process per login; ssh2 uses its JS crypto, as on a
+ * gateway (the bundle alone). --native puts ssh2's native binding beside the bundle for the run.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { run } from '../src/common/exec.js';
 import { createGatewayFixture, type GatewayFixture } from '../test/shell/gateway-fixture.js';
+import { placeNativeBinding } from './native-binding.js';
 import { fmtMs, percentile } from './stats.js';
 
 const flags = new Set(process.argv.slice(2).filter((a) => a.startsWith('--')));
 const numbers = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const SEQUENTIAL = Number(numbers[0] ?? 50);
 const BURST = Number(numbers[1] ?? 30);
-const JS_CRYPTO = flags.has('--js-crypto');
+const NATIVE = flags.has('--native');
 const AGENT = !flags.has('--no-agent');
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const PROMPT = /root@vzg42-\d+:[^\r\n]*# $/;
@@ -125,13 +124,13 @@ async function main(): Promise<void> {
   // What the gateway role installs: the session bundle made by `npm run build`.
   const build = await run('npm', ['run', 'build'], { cwd: ROOT });
   if (!existsSync(join(ROOT, 'dist', 'shell', 'main.js'))) throw new Error(`npm run build did not produce dist/shell/main.js:\n${build.stdout}${build.stderr}`);
-  if (JS_CRYPTO) await rm(join(ROOT, 'dist', 'shell', 'crypto'), { recursive: true, force: true });
+  const unplace = NATIVE ? await placeNativeBinding(ROOT) : async () => {};
   const gw = await createGatewayFixture({ index: 42, students: BURST, standby: BURST, max: BURST + 6, useDist: true, agent: AGENT });
   try {
     await waitForStandby(gw, BURST);
     const lines: string[] = [
       `${new Date().toISOString()}  ${process.execPath} ${process.version}, load average ${(await run('cat', ['/proc/loadavg'])).stdout.split(' ').slice(0, 3).join(' ')}`,
-      `sessions: ${AGENT ? 'through the session agent' : 'one standalone session process per login (no agent)'}; ssh2 crypto: ${JS_CRYPTO ? 'JS (native binding removed)' : 'native binding beside the bundle'}`,
+      `sessions: ${AGENT ? 'through the session agent' : 'one standalone session process per login (no agent)'}; ssh2 crypto: ${NATIVE ? 'native binding beside the bundle (--native)' : 'JS (the bundle alone, as installed)'}`,
     ];
     const sequential: Login[] = [];
     const agentCpu0 = await cpuOf(gw.agent?.pid);
@@ -155,7 +154,7 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n');
   } finally {
     await gw.close();
-    if (JS_CRYPTO) await run('npm', ['run', 'build'], { cwd: ROOT });
+    await unplace();
   }
 }
 

@@ -12,20 +12,21 @@
  * vzsbt62) with a grace period, so that a student's next login renews their lease: the
  * containers are not reset between logins, and what is measured is the agent. The agent runs
  * as the gateway role installs it: the session bundle alone, so ssh2 uses its JS crypto
- * (--native keeps ssh2's native binding beside the bundle, as `npm run build` leaves it).
+ * (--native puts ssh2's native binding beside the bundle for the run; scripts/build.mjs says
+ * why the build leaves it out).
  * --lab runs the logins through a deployed lab of its own instead (vzsb lab, removed at the
  * end): the gateway's own agent service on the gateway's Node (Debian 12's 18).
  *   node --import tsx bench/soak.ts [KEYS] [LOGINS] [PARALLEL] [--native | --lab]
  */
 import { spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { run } from '../src/common/exec.js';
 import { createSandboxLab, destroyLab, inventoryFile, loginArgs, pruneStaleLabs, studentKeyFile } from '../src/lab/index.js';
 import { deploy } from '../src/provision/deploy.js';
 import { collectingReporter } from '../test/helpers/deploy.js';
 import { createGatewayFixture, type GatewayFixture } from '../test/shell/gateway-fixture.js';
+import { placeNativeBinding } from './native-binding.js';
 import { keyReport, soakKeys } from './soak-keys.js';
 import { fmtMs, percentile } from './stats.js';
 
@@ -74,8 +75,8 @@ function procStats(status: string, stat: string): { rssMiB: number; cpuMs: numbe
 async function fixtureTarget(students: number): Promise<Target> {
   const build = await run('npm', ['run', 'build'], { cwd: ROOT });
   if (build.failed) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
-  // The gateway role copies dist/shell/main.js alone: no native binding beside it there.
-  if (!NATIVE) await rm(join(ROOT, 'dist', 'shell', 'crypto'), { recursive: true, force: true });
+  // The gateway role copies dist/shell/main.js alone, and the build leaves the binding out of dist/shell.
+  const unplace = NATIVE ? await placeNativeBinding(ROOT) : async () => {};
   const gw: GatewayFixture = await createGatewayFixture({ index: 62, students, standby: students, max: students + 2, useDist: true, graceSeconds: 3600 });
   const pid = gw.agent?.pid;
   return {
@@ -88,7 +89,10 @@ async function fixtureTarget(students: number): Promise<Target> {
       if (!agent || (agent.exitCode === null && agent.signalCode === null)) return '';
       return [`the session agent exited (${agent.exitCode ?? agent.signalCode}); its last lines:`, ...gw.agentLog().trim().split('\n').slice(-8)].join('\n    ');
     },
-    close: () => gw.close(),
+    close: async () => {
+      await gw.close();
+      await unplace();
+    },
   };
 }
 

@@ -302,3 +302,25 @@ test.serial('ordinary work still works: a background process outlives the login;
   const second = await inContainer('student2', 'pgrep -x sleep >/dev/null && echo alive; pkill -x sleep; mount -t tmpfs tmpfs /mnt && echo x > /mnt/f && cat /mnt/f && umount /mnt && echo unmounted');
   t.is(second.stdout, 'alive\nx\nunmounted\n', second.stderr);
 });
+
+test.serial("a student who stops their container's sshd does not make its hypervisor refuse the other students", async (t) => {
+  // The listening sshd (the oldest) goes; the attacker's own session, a child of it, stays.
+  const r = await inContainer('student3', "hostname -I | cut -d' ' -f1; pkill -o -x sshd; sleep 1; pgrep -o -x sshd >/dev/null || echo stopped");
+  t.teardown(() => run('node', [VZSB_CLI, 'pools', 'reset', '--user', 'student3', '--force', '--wait', '-i', sandbox.inventory]).then(() => undefined));
+  const [address, stopped] = r.stdout.trim().split('\n');
+  t.is(stopped, 'stopped', r.stdout + r.stderr);
+  const hyp = address!.startsWith('10.250.1.') ? 'hyp1' : 'hyp2';
+  const health = async () => {
+    const out = await ssh(hyp, `node -e "fetch('http://127.0.0.1:8750/healthz').then((r) => r.text()).then((t) => console.log(t))"`);
+    return JSON.parse(out.stdout) as { status: string; degraded: string[]; checks: { network?: { sshProbe?: { container: string } } } };
+  };
+  // Several checks (each report is kept 1 s): the probes take clean containers only.
+  for (let i = 0; i < 4; i++) {
+    const h = await health();
+    t.is(h.status, 'ok', JSON.stringify(h));
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+  }
+  const other = await student('student1', 'echo in');
+  t.is(other.exitCode, 0, other.stderr);
+  t.is(other.stdout, 'in\n');
+});

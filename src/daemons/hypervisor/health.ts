@@ -8,8 +8,8 @@ import type { Pool } from './pool.js';
  * containers now. `degraded` (with one reason per failed check) tells the balancer to place
  * no new lease here; existing leases go on. Checks: the state directory takes a write, the
  * driver's host checks (LXC: the container bridge is up; free space where clones go), free
- * space at least `minFreeBytes`, and optionally one container's sshd answering over the
- * container network. Results are cached for `cacheMs` so a busy poller costs nothing.
+ * space at least `minFreeBytes`, and optionally a clean container's sshd answering over the
+ * container network (two failed probes in a row, never a student's container). Results are cached for `cacheMs` so a busy poller costs nothing.
  */
 export interface HealthConfig {
   /** Below this many free bytes where containers are made, no new ones. */
@@ -34,11 +34,16 @@ export interface HealthDeps {
 }
 
 const SSH_PROBE_TIMEOUT_MS = 1000;
+/** Failed sshd probes in a row (on different clean containers where there are several) that make it degraded. */
+export const SSH_PROBE_FAILURES = 2;
 
 export class HypervisorHealth {
   private cached: { at: number; report: HealthReport } | undefined;
   private running: Promise<HealthReport> | undefined;
   private lastProbe = -Infinity;
+  /** The sshd probe: the last container probed (the next check takes the next one) and failures in a row. */
+  private probed: string | undefined;
+  private probeFailures = 0;
   private readonly now: () => number;
 
   constructor(private readonly deps: HealthDeps) {
@@ -90,13 +95,20 @@ export class HypervisorHealth {
         if (!ok) degraded.push(`only ${Math.floor(dh.freeBytes / 1048576)} MiB free for containers (at least ${Math.floor(config.minFreeBytes / 1048576)} MiB wanted)`);
       }
       if (config.sshProbe && dh.reachable === true && dh.problems.length === 0) {
-        const target = pool.containers().find((c) => (c.state === 'clean' || c.state === 'leased') && c.address);
+        // Clean containers only: a leased one's sshd is its student's (root can stop it), and a
+        // hypervisor that one student can make refuse everyone would be a way to hurt the others.
+        // One by one in turn, and degraded only after SSH_PROBE_FAILURES failures in a row, so one
+        // container's hiccup (an sshd starting, a reset under way) does not stop new leases.
+        const clean = pool.containers().filter((c) => c.state === 'clean' && c.address);
+        const target = clean.find((c) => this.probed === undefined || c.id > this.probed) ?? clean[0];
         if (target?.address) {
+          this.probed = target.id;
           const probe = await sshAnswers(target.address, config.sshPort, SSH_PROBE_TIMEOUT_MS);
           report.checks.network.sshProbe = { container: target.id, ...probe };
-          if (!probe.ok) {
+          this.probeFailures = probe.ok ? 0 : this.probeFailures + 1;
+          if (this.probeFailures >= SSH_PROBE_FAILURES) {
             report.checks.network.ok = false;
-            degraded.push(`container ${target.id}'s sshd at ${target.address}:${config.sshPort} does not answer: ${probe.error}`);
+            degraded.push(`container ${target.id}'s sshd at ${target.address}:${config.sshPort} does not answer: ${probe.error} (${this.probeFailures} probes in a row failed)`);
           }
         }
       }

@@ -97,11 +97,13 @@ test('health: one poll that times out leaves a hypervisor up (logged slow); two 
   });
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   const log = captureLog();
-  const health = new HealthMonitor([new HypervisorClient({ name: 'slowpoke', url, token: TOKEN })], { intervalMs: 60_000, timeoutMs: 200, clock: new ManualClock(), logger: log.logger });
+  // A timely answer on loopback can take a few hundred ms on a loaded 2-core machine: the
+  // timeout is 1.5 s and a late answer comes 5 s later (never in time).
+  const health = new HealthMonitor([new HypervisorClient({ name: 'slowpoke', url, token: TOKEN })], { intervalMs: 60_000, timeoutMs: 1500, clock: new ManualClock(), logger: log.logger });
   await health.start();
   t.teardown(() => health.stop());
   t.true(health.isUp('slowpoke'));
-  delayMs = 1000;
+  delayMs = 5000;
   await health.pollAll();
   t.true(health.isUp('slowpoke'), 'one late answer');
   t.truthy(log.records.find((r) => r.event === 'hypervisor.slow'));

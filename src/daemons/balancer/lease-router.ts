@@ -243,7 +243,7 @@ export class LeaseRouter {
           // The home's claim pointed at the one that is down: point it at the new lease.
           await this.client(home)
             .claim(request.user, { hypervisor: target, replace: down }, this.attemptMs(attempt))
-            .catch((err: unknown) => this.deps.logger.warn('lease.claim_failed', { user: request.user, home, error: errorMessage(err) }));
+            .catch((err: unknown) => this.deps.logger.warn('lease.claim_failed', { user: request.user, home, error: err }));
         }
         return { ...granted, movedFrom: down };
       } catch (err) {
@@ -425,7 +425,7 @@ export class LeaseRouter {
         await this.client(d.holder).settle(d.user, ms);
         this.deps.logger.warn('lease.settled', { user: d.user, ended: d.from, kept: d.holder });
       })()
-        .catch((err: unknown) => this.deps.logger.warn('lease.settle_failed', { user: d.user, from: d.from, holder: d.holder, error: errorMessage(err) }))
+        .catch((err: unknown) => this.deps.logger.warn('lease.settle_failed', { user: d.user, from: d.from, holder: d.holder, error: err }))
         .finally(() => this.settling.delete(d.user));
     }
   }

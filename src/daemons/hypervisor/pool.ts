@@ -236,7 +236,7 @@ export class Pool {
       try {
         await this.containerLock.run(r.id, () => this.driver.start(r.id));
       } catch (err) {
-        this.log.warn('lease.lost', { user: r.user, container: r.id, reason: `cannot start: ${errorMessage(err)}` });
+        this.log.warn('lease.lost', { user: r.user, container: r.id, reason: `cannot start: ${errorMessage(err)}`, error: err });
         report.leasesLost.push(r.user!);
         this.endLease(r, 'lost');
         toReset.push(r);
